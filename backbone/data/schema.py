@@ -1,0 +1,80 @@
+"""The jet data schema: JetClass branch names, shared by every reader and writer.
+
+Files we write are ROOT TTrees named ``tree`` with these branches, so JetClass readers read ours
+and ours read JetClass. In memory a set of jets is an awkward Array of records with the same
+field names (particle fields jagged, jet fields flat).
+"""
+
+from __future__ import annotations
+
+TREE_NAME = "tree"
+
+PARTICLE_KINEMATICS = ("part_px", "part_py", "part_pz", "part_energy")
+PARTICLE_BRANCHES = (
+    *PARTICLE_KINEMATICS,
+    "part_deta",
+    "part_dphi",
+    "part_charge",
+    "part_isChargedHadron",
+    "part_isNeutralHadron",
+    "part_isPhoton",
+    "part_isElectron",
+    "part_isMuon",
+)
+PID_FLAGS = (
+    "part_isChargedHadron",
+    "part_isNeutralHadron",
+    "part_isPhoton",
+    "part_isElectron",
+    "part_isMuon",
+)
+JET_BRANCHES = (
+    "jet_pt",
+    "jet_eta",
+    "jet_phi",
+    "jet_energy",
+    "jet_mass",
+    "jet_sdmass",
+    "jet_nparticles",
+    "jet_tau1",
+    "jet_tau2",
+    "jet_tau3",
+    "jet_tau4",
+)
+
+# Process names used by the CLI and the tools, in label order.
+PROCESSES = ("qcd", "top", "wqq", "zqq", "hbb")
+LABEL_BRANCHES = {
+    "qcd": "label_QCD",
+    "top": "label_Tbqq",
+    "wqq": "label_Wqq",
+    "zqq": "label_Zqq",
+    "hbb": "label_Hbb",
+}
+PROCESS_TITLES = {
+    "qcd": "QCD (q/g)",
+    "top": r"$t \to bqq'$",
+    "wqq": r"$W \to qq'$",
+    "zqq": r"$Z \to q\bar{q}$",
+    "hbb": r"$H \to b\bar{b}$",
+}
+ALL_BRANCHES = (*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES.values())
+
+# Generator provenance is stored as a JSON string in this key of the file (an uproot TObjString).
+PROVENANCE_KEY = "jetfm_provenance"
+
+
+def parse_processes(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"top,qcd"`` or ``["top", "qcd"]`` -> validated, de-duplicated process names."""
+    from backbone.data.errors import DataError
+
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip().lower() for n in names if n.strip()]
+    if not names:
+        raise DataError(f"no process given; choose from {', '.join(PROCESSES)}")
+    unknown = [n for n in names if n not in PROCESSES]
+    if unknown:
+        raise DataError(
+            f"unknown process {', '.join(map(repr, unknown))}; choose from {', '.join(PROCESSES)}"
+        )
+    return list(dict.fromkeys(names))

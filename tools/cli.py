@@ -1,0 +1,163 @@
+"""``jetfm``: the command line, a thin layer over the operations in tools/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from backbone.data.errors import DataError, GenerationError
+from backbone.data.schema import PROCESSES
+from tools.catalog import CatalogError
+from tools.result import ToolResult
+
+USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError)
+
+
+def _csv_floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _emit(result: ToolResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.data, indent=2, default=str))
+        return
+    print(result.text)
+    for plot in result.plots:
+        print(f"plot: {plot}")
+
+
+def cmd_generate(args: argparse.Namespace) -> ToolResult:
+    from tools.datasets import generate_dataset
+
+    return generate_dataset(
+        name=args.name,
+        processes=args.processes,
+        n_jets=args.n_jets,
+        pt_min=args.pt_min,
+        pt_max=args.pt_max,
+        seed=args.seed,
+        workers=args.workers,
+        shard=args.shard,
+        out=args.out,
+        fractions=args.fractions,
+        show_progress=not args.json,
+    )
+
+
+def cmd_describe(args: argparse.Namespace) -> ToolResult:
+    from tools.datasets import describe_dataset
+
+    return describe_dataset(args.dataset)
+
+
+def cmd_import(args: argparse.Namespace) -> ToolResult:
+    from tools.datasets import import_dataset
+
+    return import_dataset(args.path, args.name)
+
+
+def cmd_plot(args: argparse.Namespace) -> ToolResult:
+    from tools.datasets import plot_observable
+
+    return plot_observable(args.dataset, args.observable, by_label=not args.inclusive)
+
+
+def cmd_list(args: argparse.Namespace) -> ToolResult:
+    from tools.catalog import Catalog
+
+    arts = Catalog().list(args.kind)
+    lines = [f"{a.kind:9s} {a.name:24s} {a.path}" for a in arts] or ["(the catalog is empty)"]
+    return ToolResult(text="\n".join(lines), data={"artifacts": [a.to_dict() for a in arts]})
+
+
+def cmd_demo(args: argparse.Namespace) -> ToolResult:
+    from tools.demo import run_demo
+
+    return run_demo(n_jets=args.n_jets, workers=args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetfm", description="A foundation model for jets and an assistant that drives it."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], ToolResult], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("generate", cmd_generate, "generate jets with Pythia 8 + FastJet into a named dataset")
+    p.add_argument("--processes", default="top,qcd", help=f"comma-separated subset of {','.join(PROCESSES)}")
+    p.add_argument("--n-jets", type=_positive_int, default=1000, help="total jets, split over processes")
+    p.add_argument("--name", required=True, help="dataset name in the workspace catalog")
+    p.add_argument("--pt-min", type=float, default=550.0, help="jet pT window low edge [GeV]")
+    p.add_argument("--pt-max", type=float, default=650.0, help="jet pT window high edge [GeV]")
+    p.add_argument("--seed", type=int, default=1, help="generator seed (same seed, same jets)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel generator processes")
+    p.add_argument("--shard", default=None, help="i/N: run job i of N (batch systems)")
+    p.add_argument("--out", default=None, help="output folder (default: the workspace)")
+    p.add_argument("--fractions", type=_csv_floats, default=None, help="class mix, e.g. 0.1,0.9")
+
+    p = add("describe", cmd_describe, "counts per class and observable summaries of a dataset")
+    p.add_argument("dataset", help="dataset name or path to a file/folder")
+
+    p = add("import", cmd_import, "register a ROOT/HDF5/parquet jet file as a dataset")
+    p.add_argument("path")
+    p.add_argument("--name", required=True)
+
+    p = add("plot", cmd_plot, "histogram an observable of a dataset, by class")
+    p.add_argument("dataset")
+    p.add_argument(
+        "--observable",
+        default="mass",
+        choices=["pt", "eta", "mass", "sdmass", "n_constituents", "tau21", "tau32"],
+    )
+    p.add_argument("--inclusive", action="store_true", help="one histogram for all classes")
+
+    p = add("list", cmd_list, "list the artifacts in the workspace catalog")
+    p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])
+
+    p = add("demo", cmd_demo, "the main job: generate a small mixed sample, summarise it, plot it")
+    p.add_argument("--n-jets", type=_positive_int, default=500)
+    p.add_argument("--workers", type=_positive_int, default=2)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        result = args.func(args)
+    except USER_ERRORS as err:
+        print(f"jetfm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jetfm {args.command}: interrupted; finished shards are kept, rerun to complete", file=sys.stderr)
+        return 130
+    _emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
