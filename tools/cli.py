@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])
 
     p = add("demo", cmd_demo, "the main job: generate a small mixed sample, summarise it, plot it")
-    p.add_argument("--n-jets", type=_positive_int, default=500)
+    p.add_argument("--n-jets", type=_positive_int, default=1000)
     p.add_argument("--workers", type=_positive_int, default=2)
     return parser
 

@@ -7,12 +7,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from backbone.data.errors import DataError
 from backbone.data.generate import GenerationConfig, dataset_shards, generate
-from backbone.data.schema import parse_processes
+from backbone.data.readers import ReadReport, count_jets, detect_format, iterate_jets, resolve_paths
+from backbone.data.schema import PROCESSES, parse_processes
+from backbone.data.summary import OBSERVABLES, UNLABELLED, jet_classes, jet_observables, summarize
 from tools.catalog import Catalog, validate_name
+from tools.plots import plot_by_class
 from tools.result import ToolResult
-from tools.workspace import artifact_dir
+from tools.workspace import artifact_dir, plots_dir
 
 
 def dataset_files(dataset: str, catalog: Catalog | None = None) -> list[Path]:
@@ -30,9 +35,9 @@ def dataset_files(dataset: str, catalog: Catalog | None = None) -> list[Path]:
         raise AssertionError("unreachable")
     if not path.exists():
         raise DataError(f"dataset {dataset!r}: {path} does not exist (moved or deleted?)")
-    files = dataset_shards(path) if path.is_dir() else [path]
+    files = dataset_shards(path) if path.is_dir() else resolve_paths(path)
     if not files:
-        raise DataError(f"dataset {dataset!r}: no .root files in {path}")
+        raise DataError(f"dataset {dataset!r}: no data files in {path}")
     return files
 
 
@@ -93,3 +98,76 @@ def generate_dataset(
         "cpu_seconds": round(seconds, 1),
     }
     return ToolResult(text=text, data=data)
+
+
+def import_dataset(path: str, name: str) -> ToolResult:
+    """Register a file (or folder of shards) a physicist brings: validated, then named."""
+    validate_name(name)
+    catalog = Catalog()
+    if catalog.find(name) is not None:
+        raise DataError(f"the name {name!r} is already in the catalog; choose another --name")
+    files = resolve_paths(path)
+    formats = sorted({detect_format(f) for f in files})
+    n_jets = count_jets(files)
+    report = ReadReport()
+    first = next(iterate_jets(files, step_size=min(n_jets, 1000) or 1, report=report), None)
+    if first is None or len(first) == 0:
+        raise DataError(f"{path}: no readable jets (read report: {report.message()})")
+    source = Path(path).resolve()
+    catalog.register(
+        name, "dataset", source, meta={"source": "imported", "format": formats, "files": len(files)},
+        metrics={"n_jets": n_jets},
+    )
+    text = f"Imported {path} as dataset {name!r}: {n_jets} jets in {len(files)} file(s) ({', '.join(formats)})."
+    if report.dropped:
+        text += f" Note: {report.message()}"
+    return ToolResult(text=text, data={"name": name, "path": str(source), "n_jets": n_jets, "formats": formats})
+
+
+def describe_dataset(dataset: str) -> ToolResult:
+    """Counts per class and observable summaries (mean, std, quantiles), overall and per class."""
+    summary = summarize(dataset_files(dataset))
+    lines = [f"Dataset {dataset!r}: {summary['num_jets']} jets"]
+    lines.append("  " + ", ".join(f"{cls}: {n}" for cls, n in summary["counts"].items()))
+    header = f"  {'observable':15s}" + "".join(f"{cls:>16s}" for cls in summary["per_class"])
+    lines += ["  mean (std) per class:", header]
+    for obs in OBSERVABLES:
+        cells = []
+        for stats in summary["per_class"].values():
+            st = stats.get(obs, {})
+            mean, std = st.get("mean"), st.get("std")
+            cells.append(f"{mean:.3g} ({std:.2g})" if mean is not None and std is not None else "n/a")
+        lines.append(f"  {obs:15s}" + "".join(f"{c:>16s}" for c in cells))
+    report = summary["read_report"]
+    if report["dropped"]:
+        lines.append(
+            f"  dropped while reading: {report['dropped']} jets ({report['dropped_nonfinite']} with NaN/inf, "
+            f"{report['dropped_empty']} with no constituents)"
+        )
+    return ToolResult(text="\n".join(lines), data=summary)
+
+
+def plot_observable(dataset: str, observable: str = "mass", by_label: bool = True) -> ToolResult:
+    """Histogram one jet observable of a dataset, one curve per class (or inclusive)."""
+    if observable not in OBSERVABLES:
+        raise DataError(f"unknown observable {observable!r}; choose from {', '.join(OBSERVABLES)}")
+    column = OBSERVABLES.index(observable)
+    values: dict[str, list[np.ndarray]] = {}
+    for jets in iterate_jets(dataset_files(dataset)):
+        obs = jet_observables(jets)[:, column]
+        if not by_label:
+            values.setdefault("all", []).append(obs)
+            continue
+        classes = jet_classes(jets)
+        for index in np.unique(classes):
+            key = PROCESSES[index] if index >= 0 else UNLABELLED
+            values.setdefault(key, []).append(obs[classes == index])
+    order = [*PROCESSES, UNLABELLED, "all"]
+    merged = {k: np.concatenate(values[k]) for k in order if k in values}
+    path = plots_dir() / f"{dataset.replace('/', '_')}-{observable}{'-by-class' if by_label else ''}.png"
+    plot_by_class(merged, observable, path, title=f"{dataset}: {observable}")
+    medians = ", ".join(f"{k} {np.nanmedian(v):.3g}" for k, v in merged.items() if len(v))
+    n_total = sum(len(v) for v in merged.values())
+    text = f"Plotted {observable} of {dataset!r} ({n_total} jets) to {path}. Medians: {medians}."
+    counts = {k: len(v) for k, v in merged.items()}
+    return ToolResult(text=text, data={"path": str(path), "counts": counts}, plots=[str(path)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +58,14 @@ def plot_by_class(
     hists, labels = [], []
     for process, values in values_by_class.items():
         values = np.asarray(values, dtype=np.float64)
-        h = hist.Hist.new.Reg(bins, lo, hi, name=observable, label=label).Double()
+        h = hist.Hist.new.Reg(bins, lo, hi, name=observable, label=label).Weight()
         h.fill(values[np.isfinite(values)])
         hists.append(h)
         labels.append(f"{PROCESS_TITLES.get(process, process)} ({len(values)})")
-    mplhep.histplot(hists, ax=ax, label=labels, density=density, histtype="step", linewidth=1.6)
+    with warnings.catch_warnings():
+        # mplhep warns about Poisson error bars on integer counts; step plots here draw none.
+        warnings.filterwarnings("ignore", message="Integer weights indicate poissonian data")
+        mplhep.histplot(hists, ax=ax, label=labels, density=density, histtype="step", linewidth=1.6, yerr=False)
     ax.set_xlabel(label)
     ax.set_ylabel("Fraction of jets / bin" if density else "Jets / bin")
     ax.set_xlim(lo, hi)

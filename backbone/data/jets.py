@@ -12,7 +12,7 @@ import awkward as ak
 import numpy as np
 
 from backbone.data.pythia import TruthObject
-from backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES
+from backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES, pid_flags
 
 _FASTJET_BANNER_SHOWN = False
 
@@ -73,18 +73,6 @@ def is_contained(jet_eta: float, jet_phi: float, truth: TruthObject, radius: flo
     if not truth.quarks or delta_r(jet_eta, jet_phi, truth.eta, truth.phi) >= radius:
         return False
     return all(delta_r(jet_eta, jet_phi, eta, phi) < radius for eta, phi in truth.quarks)
-
-
-def _pid_flags(pdg: np.ndarray, charge: np.ndarray) -> dict[str, np.ndarray]:
-    apdg = np.abs(pdg)
-    lepton = (apdg == 11) | (apdg == 13)
-    return {
-        "part_isChargedHadron": ((charge != 0) & ~lepton).astype(np.float32),
-        "part_isNeutralHadron": ((charge == 0) & (apdg != 22) & ~lepton).astype(np.float32),
-        "part_isPhoton": (apdg == 22).astype(np.float32),
-        "part_isElectron": (apdg == 11).astype(np.float32),
-        "part_isMuon": (apdg == 13).astype(np.float32),
-    }
 
 
 def build_jets(
@@ -155,7 +143,7 @@ def _jets_from_constituents(
         "part_deta": peta - jet_eta[seg],
         "part_dphi": delta_phi(pphi, jet_phi[seg]),
         "part_charge": parts[:, 5],
-        **_pid_flags(parts[:, 4].astype(np.int64), parts[:, 5]),
+        **pid_flags(np.abs(parts[:, 4]).astype(np.int64), parts[:, 5]),
     }
     # pT-order constituents within each jet, then keep the leading max_particles.
     order = np.lexsort((-ppt, seg))

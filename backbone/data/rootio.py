@@ -20,6 +20,7 @@ from backbone.data.schema import (
 )
 
 _INT_JET_BRANCHES = {"jet_nparticles"}
+BASKET_JETS = 10_000
 
 
 _PARTICLE_PREFIX = "part"
@@ -66,8 +67,9 @@ def write_jets(path: str | os.PathLike, jets: ak.Array, provenance: dict[str, An
         with uproot.recreate(tmp) as f:
             # mktree + extend writes a classic TTree; f[name] = {...} would write an RNTuple.
             tree = f.mktree(TREE_NAME, _branch_types(), title="jetfm jets")
-            if len(jets):
-                tree.extend(_as_branches(jets))
+            # One extend per basket: readers then decompress ~10k jets at a time, not the whole file.
+            for start in range(0, len(jets), BASKET_JETS):
+                tree.extend(_as_branches(jets[start : start + BASKET_JETS]))
             f[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True)
         os.replace(tmp, path)
     finally:

@@ -7,6 +7,8 @@ field names (particle fields jagged, jet fields flat).
 
 from __future__ import annotations
 
+import numpy as np
+
 TREE_NAME = "tree"
 
 PARTICLE_KINEMATICS = ("part_px", "part_py", "part_pz", "part_energy")
@@ -78,3 +80,16 @@ def parse_processes(spec: str | list[str] | tuple[str, ...]) -> list[str]:
             f"unknown process {', '.join(map(repr, unknown))}; choose from {', '.join(PROCESSES)}"
         )
     return list(dict.fromkeys(names))
+
+
+def pid_flags(abs_pdgid: np.ndarray, charge: np.ndarray) -> dict[str, np.ndarray]:
+    """JetClass particle-ID flags from |pdg id| and charge: leptons and photons by id, hadrons by charge."""
+    electron, muon, photon = abs_pdgid == 11, abs_pdgid == 13, abs_pdgid == 22
+    lepton_or_photon = electron | muon | photon
+    return {
+        "part_isChargedHadron": ((charge != 0) & ~lepton_or_photon).astype(np.float32),
+        "part_isNeutralHadron": ((charge == 0) & ~lepton_or_photon).astype(np.float32),
+        "part_isPhoton": photon.astype(np.float32),
+        "part_isElectron": electron.astype(np.float32),
+        "part_isMuon": muon.astype(np.float32),
+    }

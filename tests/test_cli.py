@@ -1,0 +1,95 @@
+"""The CLI and the dataset tools end to end: generate -> catalog -> describe/plot/import, and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("pythia8mc")
+
+from tools.catalog import Catalog, CatalogError  # noqa: E402
+from tools.cli import main  # noqa: E402
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("JETFM_HOME", str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+@pytest.fixture()
+def small_dataset(workspace, capsys):
+    assert main(["generate", "--processes", "top,qcd", "--n-jets", "20", "--name", "tq", "--seed", "3", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_generate_registers_dataset(small_dataset, workspace):
+    assert small_dataset["n_jets"] == 20 and small_dataset["jets_per_process"] == {"top": 10, "qcd": 10}
+    art = Catalog(workspace).get("tq", kind="dataset")
+    assert art.metrics["n_jets"] == 20 and art.meta["config"]["seed"] == 3
+
+
+def test_describe_json_and_text(small_dataset, capsys):
+    assert main(["describe", "tq", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"] == {"qcd": 10, "top": 10}
+    assert summary["per_class"]["top"]["mass"]["mean"] > summary["per_class"]["qcd"]["mass"]["mean"]
+    assert main(["describe", "tq"]) == 0
+    assert "top: 10" in capsys.readouterr().out
+
+
+def test_plot_writes_png(small_dataset, workspace, capsys):
+    assert main(["plot", "tq", "--observable", "tau32"]) == 0
+    png = workspace / "plots" / "tq-tau32-by-class.png"
+    assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_import_and_list(small_dataset, workspace, capsys):
+    shard = sorted((workspace / "datasets" / "tq").glob("top-*.root"))[0]
+    assert main(["import", str(shard), "--name", "just-top"]) == 0
+    assert "10 jets" in capsys.readouterr().out
+    assert main(["list", "--json"]) == 0
+    names = [a["name"] for a in json.loads(capsys.readouterr().out)["artifacts"]]
+    assert names == ["tq", "just-top"]
+
+
+def test_unknown_dataset_lists_known_ones(small_dataset, capsys):
+    assert main(["describe", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no dataset named 'nope'" in err and "tq" in err
+
+
+def test_bad_generate_arguments(workspace, capsys):
+    assert main(["generate", "--processes", "top,gluino", "--n-jets", "5", "--name", "x"]) == 2
+    assert "unknown process 'gluino'" in capsys.readouterr().err
+    assert main(["generate", "--n-jets", "5", "--name", "bad name!"]) == 2
+    assert "invalid artifact name" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", "--n-jets", "0", "--name", "x"])
+
+
+def test_import_bad_file(workspace, tmp_path, capsys):
+    bogus = tmp_path / "notes.root"
+    bogus.write_text("this is not ROOT")
+    assert main(["import", str(bogus), "--name", "b"]) == 2
+    assert "notes.root" in capsys.readouterr().err
+    assert main(["import", str(tmp_path / "missing.root"), "--name", "b"]) == 2
+    assert "missing.root" in capsys.readouterr().err
+
+
+def test_catalog_names_lineage_and_delete_confirmation(tmp_path):
+    cat = Catalog(tmp_path)
+    cat.register("d", "dataset", tmp_path / "d")
+    cat.register("m", "model", tmp_path / "m", parents=["d"], metrics={"auc": 0.9})
+    with pytest.raises(CatalogError, match="already used"):
+        cat.register("d", "model", tmp_path / "x")
+    with pytest.raises(CatalogError, match="no artifact named 'zz'"):
+        cat.register("i", "index", tmp_path / "i", parents=["zz"])
+    with pytest.raises(CatalogError, match="confirmation"):
+        cat.remove("m")
+    with pytest.raises(CatalogError, match="parent of m"):
+        cat.remove("d", confirm=True)
+    cat.remove("m", confirm=True)
+    assert [a.name for a in cat.list()] == ["d"]
+    assert cat.update_metrics("d", {"n": 1}).metrics == {"n": 1}
