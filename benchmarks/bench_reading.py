@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import awkward as ak
@@ -31,6 +28,7 @@ from backbone.data.features import FeatureConfig, iterate_tensors  # noqa: E402
 from backbone.data.readers import count_jets, resolve_paths  # noqa: E402
 from backbone.data.rootio import write_jets  # noqa: E402
 from backbone.data.schema import LABEL_BRANCHES, PID_FLAGS, PROCESSES  # noqa: E402
+from benchmarks.machine import machine_info  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reading.json"
 
@@ -92,16 +90,6 @@ def rate(run: Callable[[], int]) -> dict[str, float]:
     return {"jets": jets, "seconds": round(seconds, 3), "jets_per_s": round(jets / seconds)}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", help="jets to read (file, directory or glob); default: synthetic")
@@ -161,15 +149,10 @@ def main(argv: list[str] | None = None) -> dict:
         "feature_config": cfg.to_dict(),
         "step_size": args.step_size,
         "batch_size": args.batch_size,
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
         "numpy": np.__version__,
         "awkward": ak.__version__,
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **machine_info(),
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import platform
+import shlex
+import sys
+from datetime import datetime, timezone
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from backbone.hardware import cpu_model
 
 
 def machine_info() -> dict[str, object]:
+    """CPU (and GPU), versions, load average, the command and the date, for a results JSON."""
     info: dict[str, object] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
-        "date": datetime.date.today().isoformat(),
+        "command": shlex.join([os.path.basename(sys.executable), *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
         import torch

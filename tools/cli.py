@@ -13,7 +13,7 @@ from backbone.data.schema import PROCESSES
 from tools.catalog import CatalogError
 from tools.result import ToolResult
 
-USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError)
+USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError, ValueError)
 
 
 def _csv_floats(text: str) -> list[float]:
@@ -86,6 +86,23 @@ def cmd_list(args: argparse.Namespace) -> ToolResult:
     return ToolResult(text="\n".join(lines), data={"artifacts": [a.to_dict() for a in arts]})
 
 
+def cmd_pretrain(args: argparse.Namespace) -> ToolResult:
+    from tools.models import pretrain
+
+    return pretrain(
+        dataset=args.dataset,
+        objective=args.objective,
+        size=args.size,
+        steps=args.steps,
+        name=args.name,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        show_progress=not args.json,
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> ToolResult:
     from tools.demo import run_demo
 
@@ -133,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--inclusive", action="store_true", help="one histogram for all classes")
 
+    p = add("pretrain", cmd_pretrain, "self-supervised pretraining of a backbone on a dataset (no labels)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--objective", default="mpm", choices=["mpm", "contrastive", "ntp"])
+    p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument("--steps", type=_positive_int, default=1000)
+    p.add_argument("--name", required=True, help="model name in the catalog")
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+
     p = add("list", cmd_list, "list the artifacts in the workspace catalog")
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])
 
@@ -150,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     except USER_ERRORS as err:
+        if args.verbose:
+            raise
         print(f"jetfm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

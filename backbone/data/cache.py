@@ -191,6 +191,11 @@ class JetCache:
         """Slices give memory-map views (no copy); integer arrays give copies."""
         return JetTensors(**{name: array[index] for name, array in self._arrays.items()})
 
+    def batch(self, indices: np.ndarray, fields: tuple[str, ...] = TENSOR_FIELDS) -> dict[str, np.ndarray]:
+        """The model inputs of the jets at ``indices`` (sorted indices read the map in order);
+        this is the ``BatchSource`` interface of ``backbone.train``."""
+        return {name: np.asarray(self._arrays[name][indices]) for name in fields}
+
     def batches(
         self, batch_size: int, shuffle: bool = False, seed: int | None = None, drop_last: bool = False
     ) -> Iterator[JetTensors]:

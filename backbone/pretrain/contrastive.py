@@ -1,0 +1,73 @@
+"""Contrastive pretraining, JetCLR style (Dillon et al., arXiv:2108.04253; SimCLR's NT-Xent loss).
+
+Two randomly augmented views of every jet (``backbone.pretrain.augment``: rotations, translations,
+pT smearing, soft and collinear splittings) go through the encoder and an MLP projection head; the
+loss pulls the two views of a jet together and pushes them from the other 2B - 2 views in the
+batch. As in SimCLR, the projection is used only for the loss: downstream tasks use the encoder's
+jet embedding, which keeps more of what the augmentations change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from backbone.encoder import JetEncoder
+from backbone.pretrain.augment import AugmentConfig, augment
+from backbone.pretrain.base import Objective, register_objective
+
+
+def nt_xent(embeddings: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+    """NT-Xent loss of (2B, d) L2-normalised embeddings where rows i and i + B are two views of one
+    jet, and the positive-pair accuracy (is the other view the nearest of the 2B - 1 others)."""
+    n = embeddings.size(0)
+    similarity = (embeddings.float() @ embeddings.float().T) / temperature
+    self_pairs = torch.eye(n, dtype=torch.bool, device=embeddings.device)
+    similarity = similarity.masked_fill(self_pairs, float("-inf"))
+    positives = torch.arange(n, device=embeddings.device).roll(n // 2)
+    loss = F.cross_entropy(similarity, positives)
+    accuracy = (similarity.argmax(-1) == positives).float().mean()
+    return loss, accuracy
+
+
+@register_objective
+class ContrastiveObjective(Objective):
+    """JetCLR around ``encoder``: NT-Xent between two augmented views of each jet."""
+
+    name = "contrastive"
+
+    def __init__(
+        self,
+        encoder: JetEncoder,
+        temperature: float = 0.1,
+        projection_dim: int = 128,
+        augmentations: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(encoder)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.augmentations = AugmentConfig(**(augmentations or {}))
+        dim = encoder.config.embed_dim
+        self.projection = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, projection_dim))
+
+    def objective_config(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "projection_dim": self.projection[-1].out_features,
+            "augmentations": asdict(self.augmentations),
+        }
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        if batch["mask"].size(0) < 2:
+            raise ValueError("contrastive pretraining needs at least 2 jets per batch (the others are negatives)")
+        views = [augment(batch, self.augmentations) for _ in range(2)]
+        features, vectors, mask = (torch.cat([view[key] for view in views]) for key in ("features", "vectors", "mask"))
+        # both views in one call: one batch-norm statistic over both, one pass over the encoder
+        projected = F.normalize(self.projection(self.encoder(features, vectors, mask)), dim=-1)
+        loss, accuracy = nt_xent(projected, self.temperature)
+        return loss, {"positive_accuracy": float(accuracy)}

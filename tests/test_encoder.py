@@ -1,0 +1,294 @@
+"""The jet encoder: every registered size runs; symmetries, masking, gradients, checkpoints, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from backbone import checkpoint
+from backbone.checkpoint import CheckpointError, from_pretrained, load_config, save_pretrained
+from backbone.config import EncoderConfig
+from backbone.encoder import InputBatchNorm, JetEncoder, pair_features
+from backbone.registry import create_model, list_models, register_model
+
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+
+
+def make_jets(counts: list[int], slots: int, input_dim: int = 7, seed: int = 0):
+    """Random jets: `counts[i]` real particles front-packed in `slots` slots, zero padding after them."""
+    gen = torch.Generator().manual_seed(seed)
+    batch = len(counts)
+    mask = torch.arange(slots)[None, :] < torch.tensor(counts)[:, None]
+    pt = 1.0 + 100.0 * torch.rand(batch, slots, generator=gen)
+    eta = 0.4 * torch.randn(batch, slots, generator=gen)
+    phi = 0.4 * torch.randn(batch, slots, generator=gen)
+    mass = 0.14 * (torch.rand(batch, slots, generator=gen) < 0.5)
+    pz = pt * torch.sinh(eta)
+    energy = torch.sqrt(pt.square() + pz.square() + mass.square())
+    vectors = torch.stack([pt * torch.cos(phi), pt * torch.sin(phi), pz, energy], dim=-1)
+    features = torch.randn(batch, slots, input_dim, generator=gen)
+    real = mask[..., None]
+    return features * real, vectors * real, mask
+
+
+def pad(tensor: torch.Tensor, slots: int) -> torch.Tensor:
+    extra = torch.zeros(tensor.size(0), slots - tensor.size(1), *tensor.shape[2:], dtype=tensor.dtype)
+    return torch.cat([tensor, extra], dim=1)
+
+
+def eval_model(name: str = "tiny", **overrides) -> JetEncoder:
+    torch.manual_seed(0)
+    return create_model(name, **overrides).eval()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_runs(name: str) -> None:
+    model = eval_model(name)
+    features, vectors, mask = make_jets([5, 12, 1], slots=12, input_dim=model.config.input_dim)
+    with torch.no_grad():
+        jets = model(features, vectors, mask)
+        particles = model.forward_particles(features, vectors, mask)
+    assert jets.shape == (3, model.config.embed_dim)
+    assert particles.shape == (3, 12, model.config.embed_dim)
+    assert torch.isfinite(jets).all() and torch.isfinite(particles).all()
+
+
+EXPECTED_SIZES = [("tiny", 0, 200_000), ("small", 1.5e6, 3e6), ("base", 1e7, 4e7)]
+
+
+@pytest.mark.parametrize(("name", "low", "high"), EXPECTED_SIZES)
+def test_parameter_counts(name: str, low: float, high: float) -> None:
+    assert low < create_model(name).num_parameters() < high
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_permutation_invariance(name: str) -> None:
+    model = eval_model(name)
+    features, vectors, mask = make_jets([7, 16, 3], slots=16)
+    perm = torch.stack([torch.randperm(16, generator=torch.Generator().manual_seed(i)) for i in range(3)])
+
+    def shuffle(tensor: torch.Tensor) -> torch.Tensor:  # the same permutation of the slots of each jet
+        return tensor.gather(1, perm.view(3, 16, *[1] * (tensor.dim() - 2)).expand_as(tensor))
+
+    with torch.no_grad():
+        jets = model(features, vectors, mask)
+        particles = model.forward_particles(features, vectors, mask)
+        shuffled = (shuffle(features), shuffle(vectors), shuffle(mask))
+        torch.testing.assert_close(model(*shuffled), jets, **TOLERANCE)
+        torch.testing.assert_close(model.forward_particles(*shuffled), shuffle(particles), **TOLERANCE)
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_padding_length_does_not_change_outputs(name: str) -> None:
+    model = eval_model(name)
+    features, vectors, mask = make_jets([7, 12, 1], slots=12)
+    with torch.no_grad():
+        jets = model(features, vectors, mask)
+        particles = model.forward_particles(features, vectors, mask)
+        padded = (pad(features, 40), pad(vectors, 40), pad(mask, 40))
+        torch.testing.assert_close(model(*padded), jets, **TOLERANCE)
+        padded_particles = model.forward_particles(*padded)
+    torch.testing.assert_close(padded_particles[:, :12], particles, **TOLERANCE)
+    assert (padded_particles[:, 12:] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_a_jet_in_a_batch_matches_the_same_jet_alone(name: str) -> None:
+    """Batched with a longer jet, a short one has padded slots that attention and pooling must ignore."""
+    model = eval_model(name)
+    features, vectors, mask = make_jets([12, 7, 1], slots=12)
+    with torch.no_grad():
+        batched = model(features, vectors, mask)
+        batched_particles = model.forward_particles(features, vectors, mask)
+        for i, count in enumerate([12, 7, 1]):
+            alone = (features[i : i + 1, :count], vectors[i : i + 1, :count], mask[i : i + 1, :count])
+            torch.testing.assert_close(model(*alone)[0], batched[i], **TOLERANCE)
+            alone_particles = model.forward_particles(*alone)[0]
+            torch.testing.assert_close(alone_particles, batched_particles[i, :count], **TOLERANCE)
+
+
+def test_training_mode_outputs_ignore_padding() -> None:
+    """In training mode the input normalisations use batch statistics: padding must not enter them."""
+    torch.manual_seed(0)
+    model = create_model("tiny", dropout=0.0).train()
+    features, vectors, mask = make_jets([7, 12, 2], slots=12)
+    junk = ~mask[..., None]
+    jets = model(features, vectors, mask)
+    noisy = model(features.masked_fill(junk, 50.0), vectors.masked_fill(junk, 50.0), mask)
+    torch.testing.assert_close(noisy, jets, **TOLERANCE)
+    torch.testing.assert_close(model(pad(features, 30), pad(vectors, 30), pad(mask, 30)), jets, **TOLERANCE)
+
+
+def test_input_batch_norm_accepts_a_single_row_in_training() -> None:
+    norm = InputBatchNorm(3).train()
+    assert torch.isfinite(norm(torch.randn(1, 3))).all()
+
+
+def test_values_in_padded_slots_are_ignored() -> None:
+    model = eval_model()
+    features, vectors, mask = make_jets([4, 10, 1], slots=10)
+    junk = ~mask[..., None]
+    gen = torch.Generator().manual_seed(1)
+    noisy_features = torch.where(junk, 1e3 * torch.randn(features.shape, generator=gen), features)
+    noisy_features[0, -1, 0] = float("nan")
+    noisy_vectors = torch.where(junk, 1e3 * torch.randn(vectors.shape, generator=gen), vectors)
+    with torch.no_grad():
+        torch.testing.assert_close(model(noisy_features, noisy_vectors, mask), model(features, vectors, mask))
+        particles = model.forward_particles(noisy_features, noisy_vectors, mask)
+    torch.testing.assert_close(particles, model.forward_particles(features, vectors, mask))
+
+
+@pytest.mark.parametrize("counts", [[1], [1, 6], [0, 3]], ids=["one-particle", "mixed", "empty-jet"])
+def test_tiny_jets_give_finite_outputs_and_gradients(counts: list[int]) -> None:
+    torch.manual_seed(0)
+    model = create_model("tiny").train()
+    features, vectors, mask = make_jets(counts, slots=8)
+    loss = model(features, vectors, mask).sum() + model.forward_particles(features, vectors, mask).sum()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = create_model("tiny").train()
+    features, vectors, mask = make_jets([5, 9, 2], slots=9)
+    particles = model.forward_particles(features, vectors, mask)
+    loss = model(features, vectors, mask).square().mean() + particles.mean()
+    loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient reached {missing}"
+
+
+def test_bf16_autocast_stays_close_to_float32() -> None:
+    model = eval_model()
+    features, vectors, mask = make_jets([6, 11, 1], slots=11)
+    with torch.no_grad():
+        reference = model(features, vectors, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(features, vectors, mask)
+    assert torch.isfinite(low).all()
+    torch.testing.assert_close(low.float(), reference, rtol=0.1, atol=0.1)
+
+
+def test_pair_features_of_two_massless_particles() -> None:
+    pt1, pt2, deta, dphi = 30.0, 10.0, 0.3, -0.4
+    second = [pt2 * math.cos(dphi), pt2 * math.sin(dphi), pt2 * math.sinh(deta), pt2 * math.cosh(deta)]
+    vectors = torch.tensor([[[pt1, 0.0, 0.0, pt1], second]])
+    ln_dr, ln_kt, ln_z, ln_m2 = pair_features(vectors[0, 0], vectors[0, 1], 4, eps=1e-8).tolist()
+    delta_r = math.hypot(deta, dphi)
+    assert ln_dr == pytest.approx(math.log(delta_r), abs=1e-5)
+    assert ln_kt == pytest.approx(math.log(pt2 * delta_r), abs=1e-5)
+    assert ln_z == pytest.approx(math.log(pt2 / (pt1 + pt2)), abs=1e-5)
+    m2 = 2 * pt1 * pt2 * (math.cosh(deta) - math.cos(dphi))
+    assert ln_m2 == pytest.approx(math.log(m2), abs=1e-4)
+    assert torch.isfinite(pair_features(vectors[0], vectors[0], 4, eps=1e-8)).all()  # a particle with itself
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("tiny", input_dim=13)
+    features, vectors, mask = make_jets([5, 8], slots=8, input_dim=13)
+    model.train()(features, vectors, mask)  # moves the normalisation's running statistics off their defaults
+    model.eval()
+    folder = model.save_pretrained(tmp_path / "model")
+    loaded = JetEncoder.from_pretrained(folder)
+    assert not loaded.training
+    assert loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded(features, vectors, mask), model(features, vectors, mask))
+    stored = json.loads((folder / "config.json").read_text())
+    assert stored["model_type"] == "jet_encoder" and stored["config"]["input_dim"] == 13
+
+
+def test_saving_over_a_model_replaces_it_and_leaves_no_temporary_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    save_pretrained(eval_model(), folder)
+    save_pretrained(eval_model(embed_dim=32), folder)
+    assert load_config(folder).embed_dim == 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_failed_save_keeps_the_previous_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "model"
+    save_pretrained(eval_model(), folder)
+
+    def crash(*args, **kwargs) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_pretrained(eval_model(embed_dim=32), folder)
+    assert from_pretrained(folder).config.embed_dim == 48
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_loading_a_missing_folder_or_file_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        from_pretrained(tmp_path / "empty")
+    folder = save_pretrained(eval_model(), tmp_path / "model")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        from_pretrained(folder)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_loading_corrupt_weights_raises_checkpoint_error(tmp_path: Path, damage: str) -> None:
+    folder = save_pretrained(eval_model(), tmp_path / "model")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(b"not a safetensors file" if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        from_pretrained(folder)
+
+
+def test_loading_weights_that_do_not_match_the_config_raises_checkpoint_error(tmp_path: Path) -> None:
+    folder = save_pretrained(eval_model(), tmp_path / "model")
+    config_path = folder / "config.json"
+    stored = json.loads(config_path.read_text())
+    stored["config"]["embed_dim"] = 64
+    config_path.write_text(json.dumps(stored))
+    with pytest.raises(CheckpointError, match="does not match"):
+        from_pretrained(folder)
+    config_path.write_text(json.dumps({**stored, "model_type": "something_else"}))
+    with pytest.raises(CheckpointError, match="model_type"):
+        from_pretrained(folder)
+
+
+def test_registry_errors_name_the_valid_choices() -> None:
+    with pytest.raises(ValueError, match="tiny"):
+        create_model("huge")
+    with pytest.raises(ValueError, match="embed_dim"):
+        create_model("tiny", embed_dimension=64)
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("tiny")(EncoderConfig)
+    assert create_model("tiny", input_dim=13).config.input_dim == 13
+
+
+def test_config_survives_json() -> None:
+    config = EncoderConfig(pair_mlp_dims=(8, 8), num_pair_features=3)
+    assert EncoderConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_inputs_of_the_wrong_shape_are_rejected() -> None:
+    model = eval_model()
+    features, vectors, mask = make_jets([3], slots=5, input_dim=13)
+    with pytest.raises(ValueError, match="features must have shape"):
+        model(features, vectors, mask)
+
+
+@pytest.mark.slow
+def test_compiled_model_matches_eager() -> None:
+    model = eval_model()
+    compiled = eval_model(compile=True)
+    features, vectors, mask = make_jets([5, 9, 2], slots=9)
+    with torch.no_grad():
+        expected = model(features, vectors, mask)
+        torch.testing.assert_close(compiled(features, vectors, mask), expected, **TOLERANCE)
