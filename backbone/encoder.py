@@ -240,6 +240,12 @@ def pack_particles(
     return take(features), take(vectors), mask, order
 
 
+def keep_every_slot(features: Tensor, vectors: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`pack_particles` without packing: same contract, no data-dependent shapes (for export)."""
+    order = torch.arange(mask.size(1), device=mask.device).expand(mask.size(0), -1)
+    return features, vectors, mask, order
+
+
 class JetEncoder(nn.Module):
     """Particle Transformer without a classifier head: jets -> (B, D) embeddings or (B, P, D) particles."""
 
@@ -254,6 +260,9 @@ class JetEncoder(nn.Module):
         self.class_blocks = nn.ModuleList(Block(config, 0.0) for _ in range(config.num_class_layers))
         self.particle_norm = nn.LayerNorm(config.embed_dim)
         self.jet_norm = nn.LayerNorm(config.embed_dim)
+        # Packing drops all-padding slots (the main CPU saving) but has a data-dependent shape that
+        # graph exporters (ONNX) cannot express; export turns it off. Outputs are identical.
+        self.pack_padding = True
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -310,7 +319,8 @@ class JetEncoder(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Packed particle states (B, N, D) after the particle-attention blocks, their mask and order."""
         self._check_inputs(features, vectors, mask)
-        features, vectors, mask, order = pack_particles(features, vectors, mask)
+        pack = pack_particles if self.pack_padding else keep_every_slot
+        features, vectors, mask, order = pack(features, vectors, mask)
         # Embeddings (and their batch statistics) see only visible particles; hidden ones get the token.
         visible = mask if hidden is None else mask & ~hidden.gather(1, order)
         x = self.particle_embed(features, visible)

@@ -45,3 +45,31 @@ def test_pretrain_errors(workspace, capsys):
     assert "no dataset named 'nope'" in capsys.readouterr().err
     assert main(["pretrain", "--dataset", "mini", "--name", "mini", "--steps", "2"]) == 2
     assert "already used" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["full", "linear_probe", "scratch"])
+def test_finetune_evaluate_export(workspace, mode, capsys):
+    base = "m-mpm"
+    if Catalog(workspace).find(base) is None:
+        assert main(["pretrain", "--dataset", "mini", "--size", "tiny", "--steps", "4", "--batch-size", "16",
+                     "--name", base, "--json"]) == 0
+    name = f"clf-{mode}"
+    args = ["finetune", "--model", base, "--dataset", "mini", "--mode", mode, "--n-labels", "30"]
+    assert main([*args, "--steps", "5", "--batch-size", "16", "--name", name, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0.0 <= result["auc"] <= 1.0
+    art = Catalog(workspace).get(name)
+    assert art.parents == [base, "mini"] and art.meta["n_labels"] == 30
+    assert main(["evaluate", "--model", name, "--dataset", "mini", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scope"] == "held-out split" and report["num_jets"] == 12
+    assert report["auc"] == pytest.approx(result["auc"])
+    if mode == "full":
+        pytest.importorskip("onnxruntime")
+        assert main(["export", "--model", name, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-4
+
+
+def test_finetune_errors(workspace, capsys):
+    assert main(["finetune", "--model", "ghost", "--dataset", "mini", "--name", "f"]) == 2
+    assert "no model named 'ghost'" in capsys.readouterr().err

@@ -103,6 +103,37 @@ def cmd_pretrain(args: argparse.Namespace) -> ToolResult:
     )
 
 
+def cmd_finetune(args: argparse.Namespace) -> ToolResult:
+    from tools.models import finetune
+
+    return finetune(
+        model=args.model,
+        dataset=args.dataset,
+        mode=args.mode,
+        n_labels=args.n_labels,
+        name=args.name,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        classes=args.classes.split(",") if args.classes else None,
+        show_progress=not args.json,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> ToolResult:
+    from tools.models import evaluate
+
+    return evaluate(args.model, args.dataset, signal=args.signal)
+
+
+def cmd_export(args: argparse.Namespace) -> ToolResult:
+    from tools.models import export
+
+    return export(args.model, out=args.out)
+
+
 def cmd_demo(args: argparse.Namespace) -> ToolResult:
     from tools.demo import run_demo
 
@@ -160,6 +191,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+
+    p = add("finetune", cmd_finetune, "train a jet classifier from a pretrained backbone (or from scratch)")
+    p.add_argument("--model", default="jetfm-default", help="pretrained model name/folder; a size for --mode scratch")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--mode", default="full", choices=["linear_probe", "full", "scratch"])
+    p.add_argument("--n-labels", type=_positive_int, default=None, help="labelled jets to use (balanced); default all")
+    p.add_argument("--classes", default=None, help="e.g. qcd,top (default: the processes in the dataset)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--steps", type=_positive_int, default=500)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+    p = add("evaluate", cmd_evaluate, "accuracy, AUC, background rejection and ROC curve of a classifier")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--signal", default=None, help="signal class for the ROC (default: the second of two)")
+
+    p = add("export", cmd_export, "export a model to ONNX (checked against PyTorch with onnxruntime)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", default=None)
 
     p = add("list", cmd_list, "list the artifacts in the workspace catalog")
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])

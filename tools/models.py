@@ -14,16 +14,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from backbone.checkpoint import from_pretrained, load_config
+from backbone.config import KINEMATIC_CHARGE_PID_FEATURES, EncoderConfig
 from backbone.data.cache import JetCache, open_cache
 from backbone.data.features import FeatureConfig
+from backbone.evaluate import evaluate_classifier, plot_roc
+from backbone.finetune import LabelSubset, build_classifier, load_classifier
 from backbone.hardware import device_description
 from backbone.pretrain.base import create_objective, objective_names
 from backbone.registry import create_model, list_models
 from backbone.train import LOSS_CSV, TRAIN_STATE, TrainConfig, Trainer, resolve_device
-from tools.catalog import Catalog, validate_name
+from tools.catalog import Catalog, CatalogError, validate_name
 from tools.datasets import dataset_files
 from tools.result import ToolResult
-from tools.workspace import artifact_dir, workspace_root
+from tools.workspace import artifact_dir, plots_dir, workspace_root
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "backbone" / "pretrained"
+DEFAULT_MODEL = "jetfm-default"
+MODES = ("linear_probe", "full", "scratch")
 
 MODEL_CARD = "README.md"
 TEST_FRACTION = 0.2  # the held-out share of a dataset a model was trained on, used by evaluate
@@ -35,6 +43,33 @@ def dataset_cache(dataset: str, features: FeatureConfig | None = None) -> JetCac
     tag = f"p{features.max_particles}{'-pid' if features.include_charge_pid else ''}"
     safe = dataset.replace("/", "_").replace("\\", "_")
     return open_cache(dataset_files(dataset), workspace_root() / "caches" / f"{safe}-{tag}", features)
+
+
+def features_for(config: EncoderConfig) -> FeatureConfig:
+    """The input features a model was trained on, read off its config."""
+    return FeatureConfig(
+        max_particles=config.max_particles, include_charge_pid=config.input_dim == KINEMATIC_CHARGE_PID_FEATURES
+    )
+
+
+def shipped_models() -> list[str]:
+    return sorted(p.name for p in SHIPPED_DIR.glob("*") if (p / "config.json").exists())
+
+
+def model_folder(model: str, catalog: Catalog | None = None) -> Path:
+    """A model by catalog name, shipped name (``jetfm-default``) or folder path."""
+    catalog = catalog or Catalog()
+    art = catalog.find(model)
+    if art is not None:
+        if art.kind != "model":
+            raise CatalogError(f"{model!r} is a {art.kind}, not a model")
+        return Path(art.path)
+    if model in shipped_models():
+        return SHIPPED_DIR / model
+    if Path(model).is_dir():
+        return Path(model)
+    known = [a.name for a in catalog.list("model")] + shipped_models()
+    raise CatalogError(f"no model named {model!r}; known models: {', '.join(known) or 'none yet'}")
 
 
 def split_indices(n: int, seed: int = 0, test_fraction: float = TEST_FRACTION) -> tuple[np.ndarray, np.ndarray]:
@@ -151,3 +186,150 @@ def pretrain(
 def _parents(catalog: Catalog, dataset: str) -> list[str]:
     """Lineage: the dataset's catalog name if it has one (a raw path has none)."""
     return [dataset] if catalog.find(dataset) is not None else []
+
+
+def finetune(
+    model: str = DEFAULT_MODEL,
+    dataset: str = "",
+    mode: str = "full",
+    n_labels: int | None = None,
+    name: str = "finetuned",
+    steps: int = 500,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    classes: list[str] | None = None,
+    show_progress: bool = True,
+) -> ToolResult:
+    """Train a classifier on the labelled jets of a dataset (its training split), from a pretrained
+    backbone (``full``: backbone at 0.1x the head's learning rate; ``linear_probe``: frozen backbone)
+    or from scratch with the same architecture (``model`` may then also be a size: tiny/small/base).
+    Then evaluate it on the dataset's held-out split."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    catalog = Catalog()
+    _check_new_model_name(catalog, name)
+    if mode == "scratch" and model in list_models():
+        encoder, base = create_model(model), None
+    else:
+        base = model_folder(model, catalog)
+        encoder = from_pretrained(base)
+    data = dataset_cache(dataset, features_for(encoder.config))
+    train_idx, test_idx = split_indices(len(data))
+    train = LabelSubset(IndexSubset(data, train_idx), n_labels, classes, seed)
+    torch.manual_seed(seed)
+    classifier = build_classifier(encoder, train.classes, mode)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        warmup_steps=min(100, max(1, steps // 10)),
+        checkpoint_every=max(50, min(500, steps // 5)),
+    )
+    run_dir = workspace_root() / "runs" / name
+    trainer = Trainer(classifier, train, config, run_dir, param_groups=classifier.param_groups())
+    t0 = time.perf_counter()
+    trainer.fit(show_progress=show_progress)
+    wall = time.perf_counter() - t0
+    test = LabelSubset(IndexSubset(data, test_idx), None, train.classes)
+    report = evaluate_classifier(classifier, test)
+    roc = plot_roc(report, plots_dir() / f"{name}-roc.png", title=f"{name} on {dataset} (held-out)")
+    device_name = device_description(resolve_device(device))
+    headline = _headline(report)
+    facts = {
+        "task": f"{' vs '.join(train.classes)} classification, mode {mode}",
+        "backbone": str(base) if base else f"{model} (random init)",
+        "data": f"{dataset}: {len(train)} labelled training jets, {len(test)} held-out test jets",
+        "steps": f"{steps} x batch {batch_size}, AdamW lr {lr:g}",
+        "device": device_name,
+        "wall time": f"{wall:.0f} s",
+        "held-out metrics": headline,
+    }
+    folder = artifact_dir("model", name)
+    card = _model_card(f"jetfm classifier {name}", facts)
+    classifier.save_pretrained(folder, extra=_copy_run_files(run_dir, card))
+    parents = _parents(catalog, dataset)
+    if base is not None and catalog.find(model) is not None:
+        parents.insert(0, model)
+    catalog.register(
+        name,
+        "model",
+        folder,
+        parents=parents,
+        metrics=_metrics(report),
+        meta={"task": "classification", "mode": mode, "classes": list(train.classes), "n_labels": len(train)},
+    )
+    text = (
+        f"Finetuned {name!r} ({mode}, {len(train)} labels, {' vs '.join(train.classes)}) for {steps} steps "
+        f"in {wall:.0f} s on {device_name}. Held-out {len(test)} jets: {headline}."
+    )
+    return ToolResult(text=text, data={"name": name, "path": str(folder), **_metrics(report)}, plots=[str(roc)])
+
+
+def evaluate(model: str, dataset: str, signal: str | None = None) -> ToolResult:
+    """Accuracy, AUC and background rejection of a classifier on a dataset, with a ROC plot.
+    On the dataset a model was trained on, only its held-out split is used."""
+    catalog = Catalog()
+    folder = model_folder(model, catalog)
+    classifier = load_classifier(folder)
+    data = dataset_cache(dataset, features_for(load_config(folder)))
+    art = catalog.find(model)
+    held_out = art is not None and dataset in art.parents
+    source = IndexSubset(data, split_indices(len(data))[1]) if held_out else data
+    subset = LabelSubset(source, None, classifier.classes)
+    report = evaluate_classifier(classifier, subset, signal)
+    roc = plot_roc(
+        report, plots_dir() / f"{model}-on-{dataset.replace('/', '_')}-roc.png", title=f"{model} on {dataset}"
+    )
+    if art is not None:
+        catalog.update_metrics(model, {f"{dataset}/{k}": v for k, v in _metrics(report).items()})
+    scope = "held-out split" if held_out else "all jets"
+    text = f"{model} on {dataset} ({scope}, {len(subset)} jets): {_headline(report)}. ROC curve: {roc}"
+    return ToolResult(text=text, data={**report, "scope": scope}, plots=[str(roc)])
+
+
+def export(model: str, out: str | None = None) -> ToolResult:
+    """ONNX export (dynamic batch and particle count), checked against PyTorch with onnxruntime."""
+    from backbone.onnx_export import check_onnx, example_inputs, export_onnx
+
+    folder = model_folder(model)
+    try:
+        net: torch.nn.Module = load_classifier(folder)
+        kind = "classifier"
+    except FileNotFoundError:
+        net, kind = from_pretrained(folder), "encoder"
+    path = Path(out) if out else folder / "model.onnx"
+    export_onnx(net, path)
+    config = load_config(folder)
+    features, vectors, mask = example_inputs(5, 37, config.input_dim)
+    diff = check_onnx(net, path, {"features": features, "vectors": vectors, "mask": mask})
+    text = (
+        f"Exported {kind} {model!r} to {path}; onnxruntime matches PyTorch to {diff:.1e} on a (5 jets, 37 slots) batch."
+    )
+    return ToolResult(text=text, data={"path": str(path), "kind": kind, "max_abs_diff": diff})
+
+
+def _metrics(report: dict[str, Any]) -> dict[str, Any]:
+    out = {"accuracy": report["accuracy"]}
+    if "auc" in report:
+        out["auc"] = report["auc"]
+        for eff, value in report["background_rejection"].items():
+            out[f"rejection@{eff}"] = value
+    else:
+        out["macro_auc"] = report["macro_auc"]
+    return out
+
+
+def _headline(report: dict[str, Any]) -> str:
+    parts = [f"accuracy {report['accuracy']:.3f}"]
+    if "auc" in report:
+        parts.append(f"AUC {report['auc']:.4f}")
+        for eff, value in report["background_rejection"].items():
+            shown = "inf (no background passes)" if value is None else f"{value:.1f}"
+            parts.append(f"1/eps_B at eps_S={eff}: {shown}")
+    else:
+        parts.append(f"macro AUC {report['macro_auc']:.4f}")
+    return ", ".join(parts)
