@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from backbone.atomic import replace_folder
 from backbone.config import EncoderConfig
 from backbone.encoder import JetEncoder, maybe_compile
 
@@ -51,7 +51,7 @@ def save_pretrained(
         _write_model_files(model, staging)
         if extra is not None:
             extra(staging)
-        _move_into_place(staging, folder)
+        replace_folder(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -73,18 +73,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _move_into_place(staging: Path, folder: Path) -> None:
-    """Renames `staging` to `folder`. An existing folder is first renamed aside and deleted only once
-    the new one is in place; a crash between the two renames leaves it as `.NAME.old-*` beside it."""
-    if not folder.exists():
-        staging.rename(folder)
-        return
-    old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
-    folder.rename(old)
-    staging.rename(folder)
-    shutil.rmtree(old)
 
 
 def load_config(folder: str | Path) -> EncoderConfig:

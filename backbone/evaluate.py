@@ -6,13 +6,13 @@ random classifier (1/eps_S) for reference.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from backbone import atomic
 from backbone.data.schema import PROCESSES
 from backbone.finetune import JetClassifier, LabelSubset, class_indices, read_labels
 from backbone.metrics import classification_report
@@ -74,16 +74,10 @@ def plot_roc(reports: Mapping[str, Any], path: str | Path, title: str | None = N
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Saves and closes a matplotlib figure through a temporary name, so readers never see half a file."""
+    """Saves (atomically) and closes a matplotlib figure."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        return atomic.save_figure(fig, path)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path

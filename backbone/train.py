@@ -13,7 +13,6 @@ another method, so that DDP synchronises gradients); data is anything with ``len
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -27,6 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
+
+from backbone.atomic import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = DistributedDataParallel(self.model, device_ids=ids)
+            # Objectives may use part of the encoder (MPM and NTP never run the class-attention
+            # pooling), so DDP must not expect a gradient for every parameter.
+            self.wrapped = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -305,13 +308,5 @@ def plot_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend(frameon=False)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from backbone.atomic import write_json  # noqa: E402
 from backbone.checkpoint import from_pretrained  # noqa: E402
 from backbone.config import KINEMATIC_CHARGE_PID_FEATURES, EncoderConfig  # noqa: E402
 from backbone.data.cache import JetCache, open_cache  # noqa: E402
@@ -44,7 +45,7 @@ from backbone.encoder import JetEncoder  # noqa: E402
 from backbone.evaluate import save_figure  # noqa: E402
 from backbone.finetune import LabelSubset, build_classifier, class_indices, class_lookup  # noqa: E402
 from backbone.metrics import classification_report  # noqa: E402
-from backbone.train import BatchSource, TrainConfig, Trainer, to_tensors, write_json  # noqa: E402
+from backbone.train import BatchSource, TrainConfig, Trainer, to_tensors  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"

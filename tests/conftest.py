@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import awkward as ak
 import pytest
 import torch
+import uproot
+
+from backbone.data.schema import PROCESSES, TREE_NAME
+
+N_PER_PROCESS = 300
+
+
+def read_jets(path) -> ak.Array:
+    with uproot.open(path) as f:
+        return f[TREE_NAME].arrays()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -14,3 +25,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def physics_sample_dir(tmp_path_factory):
+    """A few hundred jets of every process, generated inside the test run (two workers)."""
+    pytest.importorskip("pythia8mc")
+    from backbone.data.generate import GenerationConfig, generate
+
+    out = tmp_path_factory.mktemp("physics")
+    config = GenerationConfig(processes=PROCESSES, n_jets=N_PER_PROCESS * len(PROCESSES), seed=11)
+    summary = generate(config, out, workers=2, show_progress=False)
+    assert summary.n_jets == config.n_jets
+    return out
+
+
+@pytest.fixture(scope="session")
+def physics_sample(physics_sample_dir) -> dict[str, ak.Array]:
+    """The generated sample, by process name."""
+    return {p: read_jets(next(physics_sample_dir.glob(f"{p}-*.root"))) for p in PROCESSES}

@@ -96,3 +96,24 @@ def test_torch_dataset_and_loader(tmp_path, source):
     assert batches[0]["mask"].dtype == torch.bool
     np.testing.assert_array_equal(batches[1]["labels"].numpy(), dataset.cache[10:20].labels)
     assert bool((batches[0]["mask"].sum(1) >= 1).all())
+
+
+def test_cache_records_source_file_and_entry_of_each_jet(tmp_path, source):
+    second = write_root(tmp_path / "more.root", make_jets(4, seed=9))
+    cache = open_cache([source, second], tmp_path / "cache", CFG, step_size=7)
+    jets = cache[:]
+    assert cache.files == [str(source), str(second)]
+    np.testing.assert_array_equal(jets.file_index, [0] * 29 + [1] * 4)
+    # entry 14 of the first file is the empty jet, dropped: rows after it are one behind their entry
+    np.testing.assert_array_equal(jets.entry, [*range(14), *range(15, 30), *range(4)])
+    assert jets.entry.dtype == np.int64 and jets.file_index.dtype == np.int32
+
+
+def test_cache_of_an_older_format_asks_for_a_rebuild(tmp_path, source):
+    cache_dir = tmp_path / "cache"
+    open_cache(source, cache_dir, CFG)
+    manifest = json.loads((cache_dir / "manifest.json").read_text())
+    (cache_dir / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
+    with pytest.raises(DataError, match="rebuild"):
+        JetCache(cache_dir)
+    assert len(open_cache(source, cache_dir, CFG)) == 29

@@ -35,15 +35,6 @@ QCD, TOP = PROCESSES.index("qcd"), PROCESSES.index("top")
 SLOTS = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: on a shared, busy CPU a second intra-op thread makes each step ~100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class SyntheticJets:
     """Two separable kinds of jet: "top" jets have more, wider-spread constituents than "qcd" jets."""
 

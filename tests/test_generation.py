@@ -13,18 +13,14 @@ import uproot
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
+from conftest import N_PER_PROCESS  # noqa: E402
+from conftest import read_jets as _read
+
 from backbone.data import generate as gen  # noqa: E402
 from backbone.data.errors import DataError, GenerationError  # noqa: E402
 from backbone.data.generate import GenerationConfig, generate, plan_shards  # noqa: E402
 from backbone.data.rootio import read_provenance, write_jets  # noqa: E402
-from backbone.data.schema import ALL_BRANCHES, LABEL_BRANCHES, PROCESSES, TREE_NAME  # noqa: E402
-
-N_PER_PROCESS = 300
-
-
-def _read(path) -> ak.Array:
-    with uproot.open(path) as f:
-        return f[TREE_NAME].arrays()
+from backbone.data.schema import ALL_BRANCHES, LABEL_BRANCHES, PROCESSES  # noqa: E402
 
 
 def _mass_mode(mass: np.ndarray) -> float:
@@ -33,19 +29,6 @@ def _mass_mode(mass: np.ndarray) -> float:
     smooth = np.convolve(counts, np.ones(3) / 3, mode="same")
     k = int(np.argmax(smooth))
     return 0.5 * (edges[k] + edges[k + 1])
-
-
-@pytest.fixture(scope="session")
-def physics_sample(tmp_path_factory) -> dict[str, ak.Array]:
-    """A few hundred jets of every process, generated inside the test run (two workers)."""
-    out = tmp_path_factory.mktemp("physics")
-    config = GenerationConfig(processes=PROCESSES, n_jets=N_PER_PROCESS * len(PROCESSES), seed=11)
-    summary = generate(config, out, workers=2, show_progress=False)
-    assert summary.n_jets == config.n_jets
-    by_process: dict[str, ak.Array] = {}
-    for shard in summary.shards:
-        by_process[shard.process] = _read(shard.path)
-    return by_process
 
 
 def test_schema_round_trip(physics_sample):

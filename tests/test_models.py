@@ -73,3 +73,48 @@ def test_finetune_evaluate_export(workspace, mode, capsys):
 def test_finetune_errors(workspace, capsys):
     assert main(["finetune", "--model", "ghost", "--dataset", "mini", "--name", "f"]) == 2
     assert "no model named 'ghost'" in capsys.readouterr().err
+
+
+def test_pretrain_under_torchrun_two_gloo_processes(physics_sample_dir, tmp_path):
+    """`jetfm pretrain` as 2 CPU processes (DDP, gloo): one model folder, written by rank 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JETFM_HOME": str(tmp_path / "ws"), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "tools.cli", "pretrain", "--dataset", str(physics_sample_dir), "--objective", "mpm",
+        "--size", "tiny", "--steps", "4", "--batch-size", "16", "--name", "ddp-model", "--json",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    folder = tmp_path / "ws" / "models" / "ddp-model"
+    assert (folder / "model.safetensors").exists() and (folder / "heads.safetensors").exists()
+    assert load_objective(folder).name == "mpm"
+    assert [a.name for a in Catalog(tmp_path / "ws").list("model")] == ["ddp-model"]
+
+
+def test_embed_index_similar_anomaly(workspace, capsys):
+    """Issue 4 through the CLI: embeddings -> FAISS index -> similar jets and anomaly scores."""
+    base = "m-mpm"
+    if Catalog(workspace).find(base) is None:
+        assert main(["pretrain", "--dataset", "mini", "--size", "tiny", "--steps", "4", "--batch-size", "16",
+                     "--name", base, "--json"]) == 0
+        capsys.readouterr()
+    assert main(["embed", "--model", base, "--dataset", "mini", "--json"]) == 0
+    emb = json.loads(capsys.readouterr().out)
+    assert emb["n_jets"] == 60 and Catalog(workspace).get(emb["name"]).parents == [base, "mini"]
+    assert main(["index", "--dataset", "mini", "--model", base, "--name", "idx", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "flat"
+    assert main(["similar", "--dataset", "mini", "--index", "idx", "--entry", "3", "-k", "5", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)["results"]
+    assert len(found) == 5 and all(r["id"] != 3 for r in found)
+    assert [r["similarity"] for r in found] == sorted((r["similarity"] for r in found), reverse=True)
+    assert main(["similar", "--dataset", "mini", "--index", "idx", "-k", "3", "--labels", "top", "--json"]) == 0
+    assert all(r["label"] == 1 for r in json.loads(capsys.readouterr().out)["results"])
+    for method in ("knn", "mpm"):
+        assert main(["anomaly", "--dataset", "mini", "--model", base, "--method", method, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["n_jets"] == 60
+    assert main(["similar", "--dataset", "mini", "--index", "idx", "-k", "500"]) == 2
+    assert "holds only 59 other jets" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
@@ -30,15 +29,6 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 MAX_PARTICLES = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # tiny models on shared CPUs: one thread avoids oversubscription, which costs ~100x here
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_jets(n: int, seed: int = 0) -> ak.Array:
     """Schema jets of 4..15 massless particles: Dirichlet pT fractions, Gaussian (deta, dphi)."""
     rng = np.random.default_rng(seed)
@@ -49,21 +39,7 @@ def synthetic_jets(n: int, seed: int = 0) -> ak.Array:
     return jets_from_constituents(*massless_constituents(centroids, 600.0, 0.0), counts)
 
 
-class TensorSource:
-    """`JetTensors` as the `BatchSource` of `backbone.train`."""
-
-    def __init__(self, tensors: JetTensors) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(self.tensors)
-
-    def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        part = self.tensors[indices]
-        return {"features": part.features, "vectors": part.vectors, "mask": part.mask, "labels": part.labels}
-
-
-def as_batch(source: TensorSource, n: int) -> dict[str, torch.Tensor]:
+def as_batch(source: JetTensors, n: int) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(values) for name, values in source.batch(np.arange(n)).items()}
 
 
@@ -73,11 +49,11 @@ def jets() -> ak.Array:
 
 
 @pytest.fixture(scope="module")
-def source(jets: ak.Array) -> TensorSource:
-    return TensorSource(make_tensors(jets))
+def source(jets: ak.Array) -> JetTensors:
+    return make_tensors(jets)
 
 
-def new_objective(source: TensorSource) -> NextTokenObjective:
+def new_objective(source: JetTensors) -> NextTokenObjective:
     torch.manual_seed(0)
     objective = NextTokenObjective(create_model("tiny", max_particles=MAX_PARTICLES), num_codes=16)
     objective.prepare(source, seed=0)
@@ -85,7 +61,7 @@ def new_objective(source: TensorSource) -> NextTokenObjective:
 
 
 @pytest.fixture(scope="module")
-def trained(source: TensorSource, tmp_path_factory: pytest.TempPathFactory) -> tuple[NextTokenObjective, list]:
+def trained(source: JetTensors, tmp_path_factory: pytest.TempPathFactory) -> tuple[NextTokenObjective, list]:
     objective = new_objective(source)
     config = TrainConfig(steps=30, batch_size=32, lr=3e-3, warmup_steps=3, checkpoint_every=100, device="cpu")
     history = Trainer(objective, source, config, tmp_path_factory.mktemp("ntp-run")).fit(show_progress=False)
@@ -130,13 +106,13 @@ def test_default_encoder_path_is_the_unmasked_one() -> None:
 
 
 # -- tokens and training --------------------------------------------------------------------------
-def test_tokens_round_trip(source: TensorSource) -> None:
+def test_tokens_round_trip(source: JetTensors) -> None:
     objective = new_objective(source)
     batch = as_batch(source, 64)
     ids, counts, jet_pt = objective.tokenize(batch)
     real = torch.arange(ids.size(1)) < counts[:, None]
     torch.testing.assert_close(counts, batch["mask"].sum(1))
-    torch.testing.assert_close(jet_pt, torch.from_numpy(source.tensors.pt[:64]), rtol=1e-4, atol=0)
+    torch.testing.assert_close(jet_pt, torch.from_numpy(source.pt[:64]), rtol=1e-4, atol=0)
     assert ((ids >= 0) & (ids < objective.stop_token))[real].all() and (ids[~real] < 0).all()
 
     # decoded tokens rebuild features whose tokens are the same ids
@@ -149,11 +125,11 @@ def test_tokens_round_trip(source: TensorSource) -> None:
     assert (error < measured.std(0)).all()
 
 
-def test_rebuilt_inputs_are_consistent_with_the_data_features(source: TensorSource) -> None:
+def test_rebuilt_inputs_are_consistent_with_the_data_features(source: JetTensors) -> None:
     """A rebuilt particle at the data's relative position has the data's pT, dR and four-vector pT."""
     batch = as_batch(source, 8)
     measured = batch["features"][..., [2, 5, 6]]
-    features, vectors = particle_inputs(measured, torch.from_numpy(source.tensors.pt[:8]))
+    features, vectors = particle_inputs(measured, torch.from_numpy(source.pt[:8]))
     real = batch["mask"]
     torch.testing.assert_close(features[real][:, [0, 2, 4, 5, 6]], batch["features"][real][:, [0, 2, 4, 5, 6]])
     torch.testing.assert_close(vectors[real][:, :2].norm(dim=-1), features[real][:, 0].exp())

@@ -28,42 +28,20 @@ SLOTS = 16
 NUM_CODES = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Models this small run fastest on one thread, and several threads crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class TensorSource:
-    """Synthetic jets as a BatchSource (what the Trainer and `prepare` read)."""
-
-    def __init__(self, tensors: JetTensors) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(self.tensors)
-
-    def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: getattr(self.tensors, name)[indices] for name in ("features", "vectors", "mask", "labels")}
-
-
-def source(n: int = 200, seed: int = 0, include_charge_pid: bool = False) -> TensorSource:
+def source(n: int = 200, seed: int = 0, include_charge_pid: bool = False) -> JetTensors:
     jets = make_jets(n, seed=seed)
-    return TensorSource(make_tensors(jets, FeatureConfig(max_particles=SLOTS, include_charge_pid=include_charge_pid)))
+    return make_tensors(jets, FeatureConfig(max_particles=SLOTS, include_charge_pid=include_charge_pid))
 
 
-def torch_batch(data: TensorSource, n: int = 8) -> dict[str, torch.Tensor]:
+def torch_batch(data: JetTensors, n: int = 8) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v) for k, v in data.batch(np.arange(n)).items()}
 
 
-def fitted_codebook(data: TensorSource, seed: int = 0) -> ParticleCodebook:
+def fitted_codebook(data: JetTensors, seed: int = 0) -> ParticleCodebook:
     return ParticleCodebook(NUM_CODES).fit(sample_particles(data, 5000, seed), seed=seed)
 
 
-def mpm(data: TensorSource | None = None, **config) -> MaskedParticleObjective:
+def mpm(data: JetTensors | None = None, **config) -> MaskedParticleObjective:
     torch.manual_seed(0)
     objective = create_objective(
         "mpm", create_model("tiny", dropout=0.0, max_particles=SLOTS), num_codes=NUM_CODES, **config

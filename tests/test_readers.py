@@ -19,6 +19,7 @@ from backbone.data.readers import (
     count_jets,
     detect_format,
     iterate_jets,
+    iterate_located_jets,
     open_jets,
     resolve_paths,
 )
@@ -354,3 +355,15 @@ def test_summarize_counts_classes_and_observables(tmp_path):
     assert summary["observables"]["tau21"]["n"] == 40
     assert summary["per_class"]["unlabelled"]["tau21"]["mean"] is None
     assert set(summary["per_class"]["top"]) == set(OBSERVABLES)
+
+
+def test_located_jets_give_file_and_entry_of_every_kept_jet(tmp_path):
+    # file b holds an empty jet at entry 2 and a NaN jet at entry 4: both dropped, leaving gaps
+    write_root(tmp_path / "a.root", make_jets(5, seed=1))
+    jets_b = make_jets(6, counts=[3, 2, 0, 4, 5, 1], seed=2)
+    jets_b = ak.with_field(jets_b, np.where(np.arange(6) == 4, np.nan, jets_b.jet_mass), "jet_mass")
+    write_root(tmp_path / "b.root", jets_b)
+    located = list(iterate_located_jets(tmp_path, step_size=4, entry_start=3))
+    got = [(loc.file_index, entry) for loc in located for entry in loc.entries.tolist()]
+    assert got == [(0, 3), (0, 4), (1, 0), (1, 1), (1, 3), (1, 5)]
+    assert sum(len(loc.jets) for loc in located) == len(got)

@@ -13,7 +13,7 @@ from backbone.data.schema import PROCESSES
 from tools.catalog import CatalogError
 from tools.result import ToolResult
 
-USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError, ValueError)
+USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError, ValueError)  # RetrievalError too
 
 
 def _csv_floats(text: str) -> list[float]:
@@ -134,6 +134,42 @@ def cmd_export(args: argparse.Namespace) -> ToolResult:
     return export(args.model, out=args.out)
 
 
+def cmd_embed(args: argparse.Namespace) -> ToolResult:
+    from tools.search import embed
+
+    return embed(args.model, args.dataset, batch_size=args.batch_size, device=args.device, show_progress=not args.json)
+
+
+def cmd_index(args: argparse.Namespace) -> ToolResult:
+    from tools.search import build_index
+
+    return build_index(args.dataset, args.model, kind=args.kind, name=args.name)
+
+
+def cmd_similar(args: argparse.Namespace) -> ToolResult:
+    from tools.search import search_similar
+
+    return search_similar(
+        args.dataset,
+        args.index,
+        entry=args.entry,
+        k=args.k,
+        mass_min=args.mass_min,
+        mass_max=args.mass_max,
+        pt_min=args.pt_min,
+        pt_max=args.pt_max,
+        labels=args.labels.split(",") if args.labels else None,
+    )
+
+
+def cmd_anomaly(args: argparse.Namespace) -> ToolResult:
+    from tools.search import anomaly_scan
+
+    return anomaly_scan(
+        args.dataset, args.model, reference=args.reference, method=args.method, k=args.k, show_progress=not args.json
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> ToolResult:
     from tools.demo import run_demo
 
@@ -213,6 +249,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "export a model to ONNX (checked against PyTorch with onnxruntime)")
     p.add_argument("--model", required=True)
     p.add_argument("--out", default=None)
+
+    p = add("embed", cmd_embed, "embed every jet of a dataset with a backbone (resumable), with jet metadata")
+    p.add_argument("--model", default="jetfm-default")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--batch-size", type=_positive_int, default=512)
+    p.add_argument("--device", default="auto")
+
+    p = add("index", cmd_index, "build a FAISS index (cosine) over a dataset's jet embeddings")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", default="jetfm-default")
+    p.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw", "ivfflat", "ivfpq"])
+    p.add_argument("--name", default=None, help="index name (default idx-DATASET-MODEL)")
+
+    p = add("similar", cmd_similar, "the k jets most similar to a given jet, with metadata and similarity")
+    p.add_argument("--dataset", required=True, help="dataset holding the query jet")
+    p.add_argument("--index", required=True)
+    p.add_argument("--entry", type=int, default=0, help="the query jet's number in the dataset")
+    p.add_argument("-k", type=_positive_int, default=10)
+    p.add_argument("--mass-min", type=float, default=None)
+    p.add_argument("--mass-max", type=float, default=None)
+    p.add_argument("--pt-min", type=float, default=None)
+    p.add_argument("--pt-max", type=float, default=None)
+    p.add_argument("--labels", default=None, help="keep only these classes, e.g. top,wqq")
+
+    p = add("anomaly", cmd_anomaly, "score jets for anomalies (knn in embedding space, or MPM likelihood)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", default="jetfm-default")
+    p.add_argument("--reference", default=None, help="background dataset for knn (default: the dataset itself)")
+    p.add_argument("--method", default="knn", choices=["knn", "mpm"])
+    p.add_argument("-k", type=_positive_int, default=10)
 
     p = add("list", cmd_list, "list the artifacts in the workspace catalog")
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])

@@ -23,7 +23,7 @@ from backbone.finetune import LabelSubset, build_classifier, load_classifier
 from backbone.hardware import device_description
 from backbone.pretrain.base import create_objective, objective_names
 from backbone.registry import create_model, list_models
-from backbone.train import LOSS_CSV, TRAIN_STATE, TrainConfig, Trainer, resolve_device
+from backbone.train import LOSS_CSV, TRAIN_STATE, TrainConfig, Trainer, init_distributed, resolve_device
 from tools.catalog import Catalog, CatalogError, validate_name
 from tools.datasets import dataset_files
 from tools.result import ToolResult
@@ -72,6 +72,19 @@ def model_folder(model: str, catalog: Catalog | None = None) -> Path:
     raise CatalogError(f"no model named {model!r}; known models: {', '.join(known) or 'none yet'}")
 
 
+def rank0_first(make: Any) -> Any:
+    """Under torchrun, rank 0 runs ``make()`` first (e.g. builds a cache) while the others wait, then
+    they run it too (and find the result ready); without torchrun it is just ``make()``."""
+    dist = init_distributed()
+    if dist.world_size == 1:
+        return make()
+    import torch.distributed as tdist
+
+    result = make() if dist.is_main else None
+    tdist.barrier()
+    return result if dist.is_main else make()
+
+
 def split_indices(n: int, seed: int = 0, test_fraction: float = TEST_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """A fixed train/test split of a dataset's jets: the same for finetune and evaluate."""
     order = np.random.default_rng([seed, n]).permutation(n)
@@ -90,6 +103,19 @@ class IndexSubset:
 
     def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         return self.source.batch(self.indices[np.asarray(indices)])
+
+
+def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str) -> TrainConfig:
+    """The schedule every tool run uses: 10% warm-up (at most 200 steps), ~5 checkpoints per run."""
+    return TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        warmup_steps=min(200, max(1, steps // 10)),
+        checkpoint_every=max(50, min(500, steps // 5)),
+    )
 
 
 def _check_new_model_name(catalog: Catalog, name: str) -> None:
@@ -134,25 +160,19 @@ def pretrain(
         raise ValueError(f"unknown size {size!r}; choose from {', '.join(list_models())}")
     catalog = Catalog()
     _check_new_model_name(catalog, name)
-    data = dataset_cache(dataset)
+    data = rank0_first(lambda: dataset_cache(dataset))
     torch.manual_seed(seed)
     encoder = create_model(size, input_dim=data.config.num_features, max_particles=data.config.max_particles)
     model = create_objective(objective, encoder)
     model.prepare(data, seed=seed)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        warmup_steps=min(200, max(1, steps // 10)),
-        checkpoint_every=max(50, min(500, steps // 5)),
-    )
+    config = _train_config(steps, batch_size, lr, seed, device)
     run_dir = workspace_root() / "runs" / name
     trainer = Trainer(model, data, config, run_dir)
     t0 = time.perf_counter()
     history = trainer.fit(show_progress=show_progress)
     wall = time.perf_counter() - t0
+    if not trainer.dist.is_main:  # under torchrun only rank 0 writes the model and the catalog
+        return ToolResult(text=f"rank {trainer.dist.rank} done", data={"rank": trainer.dist.rank})
     final = {k: float(np.mean([r[k] for r in history[-20:]])) for k in history[-1] if k not in ("step", "seconds")}
     device_name = device_description(resolve_device(device))
     facts = {
@@ -215,25 +235,19 @@ def finetune(
     else:
         base = model_folder(model, catalog)
         encoder = from_pretrained(base)
-    data = dataset_cache(dataset, features_for(encoder.config))
+    data = rank0_first(lambda: dataset_cache(dataset, features_for(encoder.config)))
     train_idx, test_idx = split_indices(len(data))
     train = LabelSubset(IndexSubset(data, train_idx), n_labels, classes, seed)
     torch.manual_seed(seed)
     classifier = build_classifier(encoder, train.classes, mode)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        warmup_steps=min(100, max(1, steps // 10)),
-        checkpoint_every=max(50, min(500, steps // 5)),
-    )
+    config = _train_config(steps, batch_size, lr, seed, device)
     run_dir = workspace_root() / "runs" / name
     trainer = Trainer(classifier, train, config, run_dir, param_groups=classifier.param_groups())
     t0 = time.perf_counter()
     trainer.fit(show_progress=show_progress)
     wall = time.perf_counter() - t0
+    if not trainer.dist.is_main:
+        return ToolResult(text=f"rank {trainer.dist.rank} done", data={"rank": trainer.dist.rank})
     test = LabelSubset(IndexSubset(data, test_idx), None, train.classes)
     report = evaluate_classifier(classifier, test)
     roc = plot_roc(report, plots_dir() / f"{name}-roc.png", title=f"{name} on {dataset} (held-out)")

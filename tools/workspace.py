@@ -20,7 +20,7 @@ def artifact_dir(kind: str, name: str) -> Path:
     """The folder an artifact of ``kind`` named ``name`` is written to (not created here)."""
     if kind not in KINDS:
         raise ValueError(f"unknown artifact kind {kind!r}; choose from {', '.join(KINDS)}")
-    return workspace_root() / f"{kind}s" / name
+    return workspace_root() / ("indexes" if kind == "index" else f"{kind}s") / name
 
 
 def plots_dir() -> Path:

@@ -1,10 +1,12 @@
 """An on-disk, memory-mapped cache of model-ready tensors.
 
-A cache is a folder of ``.npy`` files (one per :class:`JetTensors` field) and ``manifest.json``
-with the :class:`FeatureConfig`, the source fingerprint (paths, sizes, mtimes) and the read
-report (how many jets were dropped and why). It is built chunk by chunk from any source the
-readers accept, written under a temporary name and renamed into place, and rebuilt whenever the
-source files or the feature configuration change.
+A cache is a folder of ``.npy`` files (one per :class:`JetTensors` field, provenance included:
+``file_index`` indexes the files listed in the manifest's ``source``, ``entry`` is the jet's entry
+in that file) and ``manifest.json`` with the :class:`FeatureConfig`, the source fingerprint
+(paths, sizes, mtimes, in file-index order) and the read report (how many jets were dropped and
+why). It is built chunk by chunk from any source the readers accept, written under a temporary
+name and renamed into place, and rebuilt whenever the source files or the feature configuration
+change.
 
 :class:`JetCache` reads it with numpy memory maps and needs no torch; ``JetTorchDataset`` (torch
 imported on first use) wraps it for a ``DataLoader``.
@@ -22,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from backbone.atomic import replace_folder
 from backbone.data.errors import DataError
-from backbone.data.features import FeatureConfig, JetTensors, iterate_tensors
+from backbone.data.features import MODEL_INPUTS, FeatureConfig, JetTensors, iterate_tensors
 from backbone.data.readers import PathLike, ReadReport, Source, count_jets, resolve_paths
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-jet provenance (file_index, entry)
 MANIFEST = "manifest.json"
-TENSOR_FIELDS = ("features", "mask", "vectors", "labels")
+TENSOR_FIELDS = MODEL_INPUTS
 
 
 def source_fingerprint(source: Source) -> list[dict[str, Any]]:
@@ -103,7 +106,7 @@ def build_cache(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _move_into_place(tmp, cache_dir)
+        replace_folder(tmp, cache_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return cache_dir
@@ -155,15 +158,6 @@ def _trim_npy(path: Path, n: int) -> None:
         f.truncate(data_start + n * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
 
 
-def _move_into_place(tmp: Path, cache_dir: Path) -> None:
-    """Replace ``cache_dir`` by ``tmp``: a reader sees the old cache or the new one, never half."""
-    old = cache_dir.with_name(f".{cache_dir.name}.old-{os.getpid()}")
-    if cache_dir.exists():
-        os.replace(cache_dir, old)
-    os.replace(tmp, cache_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class JetCache:
     """Read-only view of a cache folder; indexing returns :class:`JetTensors` of numpy arrays."""
 
@@ -175,12 +169,22 @@ class JetCache:
             raise DataError(
                 f"{self.path}: not a jet cache (no readable {MANIFEST}); build it with build_cache"
             ) from err
+        if self.manifest.get("version") != CACHE_VERSION:
+            raise DataError(
+                f"{self.path}: cache format version {self.manifest.get('version')}, this jetfm reads "
+                f"{CACHE_VERSION}; rebuild it with open_cache(..., rebuild=True)"
+            )
         self.config = FeatureConfig.from_dict(self.manifest["feature_config"])
         names = JetTensors.__dataclass_fields__
         self._arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in names}
 
     def __len__(self) -> int:
         return int(self.manifest["num_jets"])
+
+    @property
+    def files(self) -> list[str]:
+        """The source files, in the order ``file_index`` counts them."""
+        return [entry["path"] for entry in self.manifest["source"]]
 
     @property
     def report(self) -> dict[str, Any]:

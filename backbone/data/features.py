@@ -25,7 +25,7 @@ import awkward as ak
 import numpy as np
 
 from backbone.data.errors import DataError
-from backbone.data.readers import ReadReport, Source, flat_particles, iterate_jets
+from backbone.data.readers import ReadReport, Source, flat_particles, iterate_located_jets
 from backbone.data.schema import LABEL_BRANCHES, PARTICLE_KINEMATICS, PID_FLAGS, PROCESSES
 
 KINEMATIC_FEATURES = (
@@ -40,6 +40,10 @@ KINEMATIC_FEATURES = (
 CHARGE_PID_FEATURES = ("part_charge", *PID_FLAGS)
 # Floor for the logs: a zero-momentum particle would otherwise give -inf and poison the model.
 _LOG_FLOOR = np.float32(1e-8)
+
+
+# The per-jet arrays a model reads (the batch dict of backbone.train).
+MODEL_INPUTS = ("features", "mask", "vectors", "labels")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class JetTensors:
     nparticles: np.ndarray  # (N,) int32, constituents before truncation
     tau21: np.ndarray  # NaN where the source had no N-subjettiness
     tau32: np.ndarray
+    # Provenance, None when the jets did not come through a reader (e.g. generated in memory):
+    file_index: np.ndarray | None = None  # (N,) int32, index into the source's resolved files
+    entry: np.ndarray | None = None  # (N,) int64, the jet's stored entry in that file (counted before drops)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -92,18 +99,33 @@ class JetTensors:
     def __getitem__(self, index: Any) -> JetTensors:
         return JetTensors(**{name: values[index] for name, values in self.arrays().items()})
 
+    def batch(self, indices: Any) -> dict[str, np.ndarray]:
+        """The model inputs of some jets: the ``BatchSource`` interface of ``backbone.train``."""
+        return {name: getattr(self, name)[indices] for name in MODEL_INPUTS}
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """Field name -> array, in declaration order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Field name -> array, in declaration order; provenance fields only when known."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     @classmethod
     def concat(cls, parts: Sequence[JetTensors]) -> JetTensors:
-        names = [f.name for f in fields(cls)]
+        names = parts[0].arrays()
         return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
 
 
-def make_tensors(jets: ak.Array, cfg: FeatureConfig | None = None) -> JetTensors:
-    """Model-ready tensors for ``jets`` (schema fields, as the readers deliver them)."""
+def make_tensors(
+    jets: ak.Array,
+    cfg: FeatureConfig | None = None,
+    file_index: int | None = None,
+    entries: np.ndarray | None = None,
+) -> JetTensors:
+    """Model-ready tensors for ``jets`` (schema fields, as the readers deliver them).
+
+    ``file_index`` and ``entries`` (from :class:`~backbone.data.readers.LocatedJets`) record where
+    the jets came from; without them the provenance fields stay None.
+    """
+    if (file_index is None) != (entries is None):
+        raise ValueError("give both file_index and entries (where the jets came from), or neither")
     cfg = FeatureConfig() if cfg is None else cfg
     n, size = len(jets), cfg.max_particles
     names = (*PARTICLE_KINEMATICS, "part_deta", "part_dphi")
@@ -138,6 +160,8 @@ def make_tensors(jets: ak.Array, cfg: FeatureConfig | None = None) -> JetTensors
         nparticles=np.diff(offsets).astype(np.int32),
         tau21=_ratio(jets, "jet_tau2", "jet_tau1"),
         tau32=_ratio(jets, "jet_tau3", "jet_tau2"),
+        file_index=None if file_index is None else np.full(n, file_index, np.int32),
+        entry=None if entries is None else np.asarray(entries, np.int64),
     )
 
 
@@ -215,14 +239,15 @@ def iterate_tensors(
     report: ReadReport | None = None,
     prefetch: bool = True,
 ) -> Iterator[JetTensors]:
-    """Stream ``make_tensors`` over ``source`` in chunks of at most ``step_size`` jets.
+    """Stream ``make_tensors`` over ``source`` in chunks of at most ``step_size`` jets, with each
+    jet's provenance (``file_index`` into ``resolve_paths(source)``, ``entry``) filled in.
 
     With ``prefetch`` the next chunk is read in a background thread while this one is turned
     into tensors: decompression and numpy both release the GIL, so two cores both work.
     """
-    chunks = iterate_jets(source, step_size=step_size, report=report)
-    for jets in _prefetched(chunks) if prefetch else chunks:
-        yield make_tensors(jets, cfg)
+    chunks = iterate_located_jets(source, step_size=step_size, report=report)
+    for jets, file_index, entries in _prefetched(chunks) if prefetch else chunks:
+        yield make_tensors(jets, cfg, file_index, entries)
 
 
 _DONE = object()

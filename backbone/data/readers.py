@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import awkward as ak
 import numpy as np
@@ -182,10 +182,16 @@ class _Chunk:
     part: dict[str, np.ndarray]
     jet: dict[str, np.ndarray]
     invalid: np.ndarray | None = None
+    entries: np.ndarray | None = None  # stored entry of each jet in its file; None: start, start + 1, ...
 
     @property
     def n(self) -> int:
         return len(self.offsets) - 1
+
+    def entry_numbers(self) -> np.ndarray:
+        if self.entries is None:
+            return np.arange(self.start, self.start + self.n, dtype=np.int64)
+        return self.entries
 
 
 class _Reader(Protocol):
@@ -339,7 +345,7 @@ def _select(chunk: _Chunk, keep: np.ndarray) -> _Chunk:
     offsets = np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64)
     part = {k: v[keep_part] for k, v in chunk.part.items()}
     jet = {k: v[keep] for k, v in chunk.jet.items()}
-    return _Chunk(chunk.path, chunk.start, offsets, part, jet)
+    return _Chunk(chunk.path, chunk.start, offsets, part, jet, entries=chunk.entry_numbers()[keep])
 
 
 def _clean(chunk: _Chunk, absent: Sequence[str], report: ReadReport) -> _Chunk:
@@ -768,6 +774,15 @@ def count_jets(source: Source) -> int:
     return total
 
 
+class LocatedJets(NamedTuple):
+    """A chunk of jets and where each came from: ``file_index`` into the resolved files of the
+    source (``resolve_paths(source)``), ``entries`` the jets' stored entry numbers in that file."""
+
+    jets: ak.Array
+    file_index: int
+    entries: np.ndarray
+
+
 def iterate_jets(
     source: Source,
     step_size: int = 100_000,
@@ -781,10 +796,25 @@ def iterate_jets(
     order. Chunks never span files and never hold more than ``step_size`` jets; chunks whose
     jets were all dropped are skipped. Pass a :class:`ReadReport` to collect drop counts.
     """
+    for located in iterate_located_jets(source, step_size, entry_start, entry_stop, report):
+        yield located.jets
+
+
+def iterate_located_jets(
+    source: Source,
+    step_size: int = 100_000,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+    report: ReadReport | None = None,
+) -> Iterator[LocatedJets]:
+    """:func:`iterate_jets` with the source file and entry of every kept jet.
+
+    Dropped jets leave gaps in ``entries``, which is why a jet's row is not its entry.
+    """
     if step_size <= 0:
         raise DataError(f"step_size must be positive, got {step_size}")
     report = ReadReport() if report is None else report
-    for path, lo, hi in _plan(resolve_paths(source), entry_start, entry_stop):
+    for file_index, path, lo, hi in _plan(resolve_paths(source), entry_start, entry_stop):
         reader = _open(path)
         try:
             report.files.append(str(path))
@@ -795,7 +825,7 @@ def iterate_jets(
             for chunk in reader.chunks(lo, hi, step_size):
                 chunk = _clean(_complete(_check_dtypes(chunk)), reader.absent, report)
                 if chunk.n:
-                    yield _to_awkward(chunk)
+                    yield LocatedJets(_to_awkward(chunk), file_index, chunk.entry_numbers())
         finally:
             reader.close()
 
@@ -820,22 +850,24 @@ def _check_dtypes(chunk: _Chunk) -> _Chunk:
     return chunk
 
 
-def _plan(paths: list[Path], entry_start: int | None, entry_stop: int | None) -> Iterator[tuple[Path, int, int | None]]:
-    """(file, first, stop) per file for a global entry range; ``stop=None`` means to the end."""
+def _plan(
+    paths: list[Path], entry_start: int | None, entry_stop: int | None
+) -> Iterator[tuple[int, Path, int, int | None]]:
+    """(file index, file, first, stop) per file for a global entry range; ``stop=None`` means to the end."""
     if (entry_start is not None and entry_start < 0) or (entry_stop is not None and entry_stop < 0):
         raise DataError(f"entry range must be non-negative, got [{entry_start}, {entry_stop})")
     if entry_start is None and entry_stop is None:
         # Whole files: no need to open each one twice just to count it.
-        yield from ((path, 0, None) for path in paths)
+        yield from ((i, path, 0, None) for i, path in enumerate(paths))
         return
     start = entry_start or 0
     offset = 0
-    for path in paths:
+    for i, path in enumerate(paths):
         if entry_stop is not None and offset >= entry_stop:
             return
         n = count_jets(path)
         lo = max(start - offset, 0)
         hi = n if entry_stop is None else min(entry_stop - offset, n)
         if lo < hi:
-            yield path, lo, hi
+            yield i, path, lo, hi
         offset += n

@@ -11,7 +11,6 @@ sampled jet mass, tau32 and multiplicity against a reference set (e.g. the train
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 import vector
 from torch import Tensor
 
+from backbone.atomic import save_figure
 from backbone.data.jets import JetSelection, delta_phi, substructure
 from backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES
 from backbone.pretrain.ntp import NextTokenObjective
@@ -294,10 +294,6 @@ def plot_sample_comparison(comparison: dict[str, Any], path: str | Path) -> Path
         ratio.set_ylim(0.0, 2.0)
         ratio.set_ylabel("sampled / ref.")
         ratio.set_xlabel(obs["label"])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)  # a reader never sees a half-written PNG
-    return path
+    return Path(path)

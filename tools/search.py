@@ -1,0 +1,191 @@
+"""Embedding, FAISS indexes, similar-jet search and anomaly scans, as named workspace artifacts:
+embeddings <- model + dataset, index <- model + dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backbone.anomaly import knn_scores, mpm_scores, write_scores
+from backbone.data.schema import PROCESSES
+from backbone.embed import EmbeddingSet, embed_dataset, load_embeddings
+from backbone.pretrain.base import load_objective
+from retrieval.index import JetFilter, JetIndex, RetrievalError
+from tools.catalog import Catalog
+from tools.models import dataset_cache, features_for, model_folder
+from tools.result import ToolResult
+from tools.workspace import artifact_dir, workspace_root
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def _lineage(catalog: Catalog, *names: str) -> list[str]:
+    return [n for n in names if catalog.find(n) is not None]
+
+
+def embed(
+    model: str, dataset: str, batch_size: int = 512, device: str = "auto", show_progress: bool = True
+) -> ToolResult:
+    """Embed every jet of a dataset with a backbone (resumable), with per-jet metadata."""
+    catalog = Catalog()
+    folder = model_folder(model, catalog)
+    from backbone.checkpoint import load_config
+
+    cache = dataset_cache(dataset, features_for(load_config(folder)))
+    name = f"emb-{_slug(model)}-{_slug(dataset)}"
+    out = artifact_dir("embedding", name)
+    emb = embed_dataset(folder, cache, out, batch_size=batch_size, device=device, show_progress=show_progress)
+    catalog.register(
+        name,
+        "embedding",
+        out,
+        parents=_lineage(catalog, model, dataset),
+        meta={"model": emb.model.describe(), "dim": emb.dim},
+        metrics={"n_jets": len(emb)},
+        replace=True,
+    )
+    text = f"Embedded {len(emb)} jets of {dataset!r} with {model!r} ({emb.dim} dimensions) into {name!r}."
+    return ToolResult(text=text, data={"name": name, "path": str(out), "n_jets": len(emb), "dim": emb.dim})
+
+
+def embeddings_for(model: str, dataset: str, show_progress: bool = True) -> EmbeddingSet:
+    """The embeddings of ``dataset`` by ``model``, computed on first use."""
+    path = artifact_dir("embedding", f"emb-{_slug(model)}-{_slug(dataset)}")
+    if not (path / "manifest.json").exists():
+        embed(model, dataset, show_progress=show_progress)
+    return load_embeddings(path)
+
+
+def build_index(dataset: str, model: str, kind: str = "auto", name: str | None = None) -> ToolResult:
+    """A FAISS index (cosine) over the jet embeddings of a dataset; its type follows its size."""
+    catalog = Catalog()
+    emb = embeddings_for(model, dataset)
+    index = JetIndex.from_embeddings(emb, kind=kind)
+    name = name or f"idx-{_slug(dataset)}-{_slug(model)}"
+    path = index.save(artifact_dir("index", name))
+    catalog.register(
+        name,
+        "index",
+        path,
+        parents=_lineage(catalog, model, dataset),
+        meta={"kind": index.kind, "model": emb.model.describe(), "dataset": dataset, "embedding_model": model},
+        metrics={"n_jets": len(index)},
+        replace=True,
+    )
+    text = f"Built index {name!r} over dataset {dataset!r}: {index.describe()}."
+    return ToolResult(text=text, data={"name": name, "path": str(path), "kind": index.kind, "n_jets": len(index)})
+
+
+def _load_index(index: str, catalog: Catalog) -> tuple[JetIndex, dict[str, Any]]:
+    art = catalog.get(index, kind="index")
+    return JetIndex.load(art.path), art.meta
+
+
+def search_similar(
+    dataset: str,
+    index: str,
+    entry: int = 0,
+    k: int = 10,
+    mass_min: float | None = None,
+    mass_max: float | None = None,
+    pt_min: float | None = None,
+    pt_max: float | None = None,
+    labels: list[str] | None = None,
+) -> ToolResult:
+    """The k jets in ``index`` most similar to jet number ``entry`` of ``dataset`` (itself excluded),
+    optionally only those passing mass / pT windows and labels."""
+    catalog = Catalog()
+    jet_index, meta = _load_index(index, catalog)
+    emb = embeddings_for(meta["embedding_model"], dataset)
+    if not 0 <= entry < len(emb):
+        raise RetrievalError(
+            f"entry {entry} is out of range: dataset {dataset!r} has {len(emb)} jets (0..{len(emb) - 1})"
+        )
+    filters = None
+    if any(v is not None for v in (mass_min, mass_max, pt_min, pt_max, labels)):
+        filters = JetFilter(
+            mass=None if mass_min is None and mass_max is None else (mass_min or 0.0, mass_max or np.inf),
+            pt=None if pt_min is None and pt_max is None else (pt_min or 0.0, pt_max or np.inf),
+            labels=labels,
+        )
+    same_jets = meta.get("dataset") == dataset
+    want = k + int(same_jets)  # the query jet itself comes back first when it is in the index
+    if want > len(jet_index):
+        raise RetrievalError(
+            f"k={k} but index {index!r} holds only {len(jet_index) - int(same_jets)} other jets; ask for fewer"
+        )
+    hits = jet_index.search(emb.vectors[entry : entry + 1], k=want, filters=filters, model=emb.model)[0]
+    records = [r for r, i in zip(hits.records(), hits.ids) if not (same_jets and i == entry)][:k]
+    query = emb.metadata.iloc[entry].to_dict()
+    lines = [f"{len(records)} jets most similar to {dataset}[{entry}] (mass {query['mass']:.0f} GeV):"]
+    lines += [
+        f"  #{r['id']}: similarity {r['similarity']:.3f}, mass {r['mass']:.0f} GeV, pT {r['pt']:.0f} GeV, "
+        f"{label_name(r['label'])}"
+        for r in records
+    ]
+    return ToolResult(text="\n".join(lines), data={"query": _plain(query), "results": [_plain(r) for r in records]})
+
+
+def anomaly_scan(
+    dataset: str,
+    model: str,
+    reference: str | None = None,
+    method: str = "knn",
+    k: int = 10,
+    show_progress: bool = True,
+) -> ToolResult:
+    """Per-jet anomaly scores, a ranked list and the score distribution. ``knn``: mean cosine distance
+    to the k nearest jets of ``reference`` (default: the dataset itself, each jet excluding itself);
+    ``mpm``: masked-particle reconstruction likelihood of an MPM-pretrained backbone."""
+    if method not in ("knn", "mpm"):
+        raise ValueError(f"unknown method {method!r}; choose knn or mpm")
+    folder = model_folder(model)
+    if method == "knn":
+        emb = embeddings_for(model, dataset, show_progress)
+        if reference is None or reference == dataset:
+            scores = knn_scores(emb.vectors, emb.vectors, k=k, exclude_self=True)
+        else:
+            scores = knn_scores(emb.vectors, embeddings_for(model, reference, show_progress).vectors, k=k)
+        metadata = emb.metadata
+    else:
+        objective = load_objective(folder)
+        if objective.name != "mpm":
+            raise ValueError(
+                f"method mpm needs an MPM-pretrained model; {model!r} was pretrained with {objective.name!r}"
+            )
+        cache = dataset_cache(dataset, features_for(objective.encoder.config))
+        scores = mpm_scores(objective, cache, show_progress=show_progress)
+        from backbone.embed import jet_metadata
+
+        metadata = jet_metadata(cache)
+    out = workspace_root() / "anomaly" / f"{_slug(dataset)}-{_slug(model)}-{method}"
+    paths = write_scores(out, scores, metadata, method)
+    top = metadata.assign(score=scores).sort_values("score", ascending=False).head(5)
+    lines = [f"Scored {len(scores)} jets of {dataset!r} with {method} ({model}); most anomalous:"]
+    lines += [
+        f"  jet {i}: score {r.score:.4g}, mass {r.mass:.0f} GeV, {label_name(r.label)}" for i, r in top.iterrows()
+    ]
+    return ToolResult(
+        text="\n".join(lines),
+        data={"scores": str(paths["scores"]), "ranked": str(paths["ranked"]), "n_jets": int(len(scores))},
+        plots=[str(paths["plot"])],
+    )
+
+
+def label_name(label: int) -> str:
+    return PROCESSES[int(label)] if 0 <= int(label) < len(PROCESSES) else "unlabelled"
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready values (numpy scalars -> Python, categoricals -> str)."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        elif not isinstance(value, (int, float, str, bool, type(None))):
+            value = str(value)
+        out[key] = value
+    return out
