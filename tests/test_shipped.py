@@ -1,0 +1,59 @@
+"""The shipped default backbone: present, small, loadable, and useful without any training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backbone.checkpoint import from_pretrained
+from backbone.data.features import make_tensors
+from backbone.metrics import auc, roc_curve
+from backbone.pretrain.base import load_objective
+from backbone.registry import create_model
+from tools.models import DEFAULT_MODEL, SHIPPED_DIR, shipped_models
+
+FOLDER = SHIPPED_DIR / DEFAULT_MODEL
+
+
+def test_shipped_folder_complete_and_small():
+    assert DEFAULT_MODEL in shipped_models()
+    for name in ("config.json", "model.safetensors", "pretraining.json", "heads.safetensors", "README.md"):
+        assert (FOLDER / name).is_file(), name
+    total = sum(f.stat().st_size for f in FOLDER.iterdir())
+    assert total < 20e6, f"shipped model folder is {total / 1e6:.1f} MB (limit 20 MB)"
+    card = (FOLDER / "README.md").read_text()
+    for fact in ("objective", "data", "steps", "device", "wall time"):
+        assert fact in card
+
+
+def test_shipped_mpm_heads_load():
+    objective = load_objective(FOLDER)
+    assert objective.name == "mpm" and objective.codebook.fitted
+
+
+def _probe_auc(encoder, top, qcd) -> float:
+    """Linear probe on frozen embeddings: fit on one half of the jets, AUC on the other half."""
+    from sklearn.linear_model import LogisticRegression
+
+    tensors = [make_tensors(j) for j in (top, qcd)]
+    with torch.inference_mode():
+        emb = [
+            encoder(*(torch.from_numpy(getattr(t, f)) for f in ("features", "vectors", "mask"))).numpy()
+            for t in tensors
+        ]
+    x = np.concatenate(emb)
+    y = np.concatenate([np.ones(len(emb[0])), np.zeros(len(emb[1]))])
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[: len(y) // 2], order[len(y) // 2 :]
+    clf = LogisticRegression(max_iter=2000).fit(x[train], y[train])
+    return auc(*roc_curve(clf.predict_proba(x[test])[:, 1], y[test] == 1))
+
+
+def test_shipped_embeddings_separate_top_from_qcd(physics_sample):
+    pytest.importorskip("sklearn")
+    torch.manual_seed(0)
+    pretrained = _probe_auc(from_pretrained(FOLDER), physics_sample["top"], physics_sample["qcd"])
+    random_init = _probe_auc(create_model("tiny").eval(), physics_sample["top"], physics_sample["qcd"])
+    assert pretrained > 0.85, pretrained
+    assert pretrained > random_init, (pretrained, random_init)
