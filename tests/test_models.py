@@ -118,3 +118,19 @@ def test_embed_index_similar_anomaly(workspace, capsys):
         assert json.loads(capsys.readouterr().out)["n_jets"] == 60
     assert main(["similar", "--dataset", "mini", "--index", "idx", "-k", "500"]) == 2
     assert "holds only 59 other jets" in capsys.readouterr().err
+
+
+def test_sample_from_ntp_model(workspace, capsys):
+    """jetfm sample: jets from a next-token model, written as a dataset and compared with its data."""
+    args = ["pretrain", "--dataset", "mini", "--objective", "ntp", "--size", "tiny", "--steps", "4"]
+    assert main([*args, "--batch-size", "16", "--name", "m-ntp", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--model", "m-ntp", "--n-jets", "12", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_jets"] == 12 and set(result["comparison"]) >= {"mass", "tau32"}
+    art = Catalog(workspace).get("m-ntp-samples", kind="dataset")
+    assert art.parents == ["m-ntp"]
+    assert main(["describe", "m-ntp-samples", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_jets"] == 12
+    assert main(["sample", "--model", "jetfm-default", "--n-jets", "2"]) == 2
+    assert "needs a next-token" in capsys.readouterr().err

@@ -134,6 +134,20 @@ def cmd_export(args: argparse.Namespace) -> ToolResult:
     return export(args.model, out=args.out)
 
 
+def cmd_sample(args: argparse.Namespace) -> ToolResult:
+    from tools.models import sample
+
+    return sample(
+        args.model,
+        n_jets=args.n_jets,
+        name=args.name,
+        reference=args.reference,
+        jet_pt=args.jet_pt,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+
+
 def cmd_embed(args: argparse.Namespace) -> ToolResult:
     from tools.search import embed
 
@@ -249,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "export a model to ONNX (checked against PyTorch with onnxruntime)")
     p.add_argument("--model", required=True)
     p.add_argument("--out", default=None)
+
+    p = add("sample", cmd_sample, "sample new jets from a next-token (ntp) model and compare them with data")
+    p.add_argument("--model", required=True)
+    p.add_argument("--n-jets", type=_positive_int, default=1000)
+    p.add_argument("--name", default=None, help="dataset name for the samples (default MODEL-samples)")
+    p.add_argument("--reference", default=None, help="dataset to compare with (default: the training data)")
+    p.add_argument("--jet-pt", type=float, default=600.0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
 
     p = add("embed", cmd_embed, "embed every jet of a dataset with a backbone (resumable), with jet metadata")
     p.add_argument("--model", default="jetfm-default")

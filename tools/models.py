@@ -347,3 +347,61 @@ def _headline(report: dict[str, Any]) -> str:
     else:
         parts.append(f"macro AUC {report['macro_auc']:.4f}")
     return ", ".join(parts)
+
+
+def sample(
+    model: str,
+    n_jets: int = 1000,
+    name: str | None = None,
+    reference: str | None = None,
+    jet_pt: float = 600.0,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> ToolResult:
+    """Sample new jets from a next-token (ntp) pretrained model, write them as a ROOT dataset, and
+    compare their mass, tau32 and multiplicity with the reference (default: the training data)."""
+    from backbone.data.readers import open_jets
+    from backbone.data.rootio import write_jets
+    from backbone.pretrain.base import load_objective
+    from backbone.pretrain.sampling import compare_samples, plot_sample_comparison, sample_jets
+
+    catalog = Catalog()
+    folder = model_folder(model, catalog)
+    objective = load_objective(folder)
+    if objective.name != "ntp":
+        raise ValueError(f"sampling needs a next-token (ntp) model; {model!r} was pretrained with {objective.name!r}")
+    name = name or f"{model}-samples"
+    _check_new_model_name(catalog, name)
+    jets = sample_jets(objective, n_jets, jet_pt=jet_pt, temperature=temperature, seed=seed)
+    out = artifact_dir("dataset", name)
+    provenance = {"generator": f"jetfm ntp model {model}", "n_jets": n_jets, "jet_pt": jet_pt, "seed": seed}
+    write_jets(out / "samples-0000.root", jets, provenance)
+    art = catalog.find(model)
+    reference = reference or next((p for p in (art.parents if art else []) if catalog.find(p).kind == "dataset"), None)
+    catalog.register(
+        name,
+        "dataset",
+        out,
+        parents=[model] if art else [],
+        meta={"source": "sampled", **provenance},
+        metrics={"n_jets": len(jets)},
+    )
+    text = f"Sampled {len(jets)} jets from {model!r} into dataset {name!r}."
+    plots: list[str] = []
+    data: dict[str, Any] = {"name": name, "path": str(out), "n_jets": len(jets)}
+    if reference is not None:
+        ref = open_jets(dataset_files(reference, catalog), entry_stop=max(5 * n_jets, 5000))
+        comparison = compare_samples(jets, ref, seed=seed)
+        plots.append(str(plot_sample_comparison(comparison, plots_dir() / f"{name}-vs-{slug(reference)}.png")))
+        w1 = {k: round(v["wasserstein"], 4) for k, v in comparison["observables"].items()}
+        floor = {k: round(v["wasserstein_reference_halves"], 4) for k, v in comparison["observables"].items()}
+        text += f" Wasserstein-1 to {reference!r}: {w1} (between halves of the reference: {floor})."
+        data["comparison"] = {
+            k: {kk: vv for kk, vv in v.items() if not isinstance(vv, list)}
+            for k, v in comparison["observables"].items()
+        }
+    return ToolResult(text=text, data=data, plots=plots)
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

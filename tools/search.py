@@ -13,13 +13,9 @@ from backbone.embed import EmbeddingSet, embed_dataset, load_embeddings
 from backbone.pretrain.base import load_objective
 from retrieval.index import JetFilter, JetIndex, RetrievalError
 from tools.catalog import Catalog
-from tools.models import dataset_cache, features_for, model_folder
+from tools.models import dataset_cache, features_for, model_folder, slug
 from tools.result import ToolResult
 from tools.workspace import artifact_dir, workspace_root
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _lineage(catalog: Catalog, *names: str) -> list[str]:
@@ -35,7 +31,7 @@ def embed(
     from backbone.checkpoint import load_config
 
     cache = dataset_cache(dataset, features_for(load_config(folder)))
-    name = f"emb-{_slug(model)}-{_slug(dataset)}"
+    name = f"emb-{slug(model)}-{slug(dataset)}"
     out = artifact_dir("embedding", name)
     emb = embed_dataset(folder, cache, out, batch_size=batch_size, device=device, show_progress=show_progress)
     catalog.register(
@@ -53,7 +49,7 @@ def embed(
 
 def embeddings_for(model: str, dataset: str, show_progress: bool = True) -> EmbeddingSet:
     """The embeddings of ``dataset`` by ``model``, computed on first use."""
-    path = artifact_dir("embedding", f"emb-{_slug(model)}-{_slug(dataset)}")
+    path = artifact_dir("embedding", f"emb-{slug(model)}-{slug(dataset)}")
     if not (path / "manifest.json").exists():
         embed(model, dataset, show_progress=show_progress)
     return load_embeddings(path)
@@ -64,7 +60,7 @@ def build_index(dataset: str, model: str, kind: str = "auto", name: str | None =
     catalog = Catalog()
     emb = embeddings_for(model, dataset)
     index = JetIndex.from_embeddings(emb, kind=kind)
-    name = name or f"idx-{_slug(dataset)}-{_slug(model)}"
+    name = name or f"idx-{slug(dataset)}-{slug(model)}"
     path = index.save(artifact_dir("index", name))
     catalog.register(
         name,
@@ -161,7 +157,7 @@ def anomaly_scan(
         from backbone.embed import jet_metadata
 
         metadata = jet_metadata(cache)
-    out = workspace_root() / "anomaly" / f"{_slug(dataset)}-{_slug(model)}-{method}"
+    out = workspace_root() / "anomaly" / f"{slug(dataset)}-{slug(model)}-{method}"
     paths = write_scores(out, scores, metadata, method)
     top = metadata.assign(score=scores).sort_values("score", ascending=False).head(5)
     lines = [f"Scored {len(scores)} jets of {dataset!r} with {method} ({model}); most anomalous:"]
