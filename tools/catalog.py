@@ -130,7 +130,8 @@ class Catalog:
             known = [a.name for a in self.list(kind)]
             what = kind or "artifact"
             listing = ", ".join(known) if known else "none yet"
-            raise CatalogError(f"no {what} named {name!r} in {self.path}; known {what}s: {listing}")
+            plural = "indexes" if what == "index" else f"{what}s"
+            raise CatalogError(f"no {what} named {name!r} in {self.path}; known {plural}: {listing}")
         return art
 
     def list(self, kind: str | None = None) -> list[Artifact]:
