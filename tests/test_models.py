@@ -111,6 +111,10 @@ def test_embed_index_similar_anomaly(workspace, capsys):
     found = json.loads(capsys.readouterr().out)["results"]
     assert len(found) == 5 and all(r["id"] != 3 for r in found)
     assert [r["similarity"] for r in found] == sorted((r["similarity"] for r in found), reverse=True)
+    shard = sorted((workspace / "datasets" / "mini").glob("top-*.root"))[0]
+    assert main(["similar", "--query-file", str(shard), "--entry", "2", "--index", "idx", "-k", "4", "--json"]) == 0
+    by_file = json.loads(capsys.readouterr().out)["results"]
+    assert len(by_file) == 4 and by_file[0]["similarity"] > 0.999  # the same jet is in the index
     assert main(["similar", "--dataset", "mini", "--index", "idx", "-k", "3", "--labels", "top", "--json"]) == 0
     assert all(r["label"] == 1 for r in json.loads(capsys.readouterr().out)["results"])
     for method in ("knn", "mpm"):

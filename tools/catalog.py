@@ -113,8 +113,15 @@ class Catalog:
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, kind, art.path, json.dumps(art.parents), json.dumps(art.metrics),
-                 json.dumps(art.meta), art.created),
+                (
+                    name,
+                    kind,
+                    art.path,
+                    json.dumps(art.parents),
+                    json.dumps(art.metrics),
+                    json.dumps(art.meta),
+                    art.created,
+                ),
             )
         return art
 

@@ -173,6 +173,7 @@ def cmd_similar(args: argparse.Namespace) -> ToolResult:
         pt_min=args.pt_min,
         pt_max=args.pt_max,
         labels=args.labels.split(",") if args.labels else None,
+        query_file=args.query_file,
     )
 
 
@@ -286,9 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="index name (default idx-DATASET-MODEL)")
 
     p = add("similar", cmd_similar, "the k jets most similar to a given jet, with metadata and similarity")
-    p.add_argument("--dataset", required=True, help="dataset holding the query jet")
+    p.add_argument("--dataset", default=None, help="dataset holding the query jet")
+    p.add_argument("--query-file", default=None, help="or: a ROOT/HDF5/parquet file with the query jet's constituents")
     p.add_argument("--index", required=True)
-    p.add_argument("--entry", type=int, default=0, help="the query jet's number in the dataset")
+    p.add_argument("--entry", type=int, default=0, help="the query jet's number in the dataset (or file)")
     p.add_argument("-k", type=_positive_int, default=10)
     p.add_argument("--mass-min", type=float, default=None)
     p.add_argument("--mass-max", type=float, default=None)

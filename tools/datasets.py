@@ -115,7 +115,10 @@ def import_dataset(path: str, name: str) -> ToolResult:
         raise DataError(f"{path}: no readable jets (read report: {report.message()})")
     source = Path(path).resolve()
     catalog.register(
-        name, "dataset", source, meta={"source": "imported", "format": formats, "files": len(files)},
+        name,
+        "dataset",
+        source,
+        meta={"source": "imported", "format": formats, "files": len(files)},
         metrics={"n_jets": n_jets},
     )
     text = f"Imported {path} as dataset {name!r}: {n_jets} jets in {len(files)} file(s) ({', '.join(formats)})."

@@ -80,8 +80,30 @@ def _load_index(index: str, catalog: Catalog) -> tuple[JetIndex, dict[str, Any]]
     return JetIndex.load(art.path), art.meta
 
 
+def query_vector(model: str, path: str, entry: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Embed one jet given as constituents: entry ``entry`` of any jet file the readers accept."""
+    import torch
+
+    from backbone.checkpoint import from_pretrained
+    from backbone.data.features import make_tensors
+    from backbone.data.readers import count_jets, open_jets
+
+    n = count_jets(path)
+    if not 0 <= entry < n:
+        raise RetrievalError(f"entry {entry} is out of range: {path} holds {n} jets (0..{n - 1})")
+    encoder = from_pretrained(model_folder(model))
+    jets = open_jets(path, entry_start=entry, entry_stop=entry + 1)
+    if len(jets) == 0:
+        raise RetrievalError(f"{path} entry {entry} is not a usable jet (no constituents or NaN values)")
+    tensors = make_tensors(jets, features_for(encoder.config))
+    with torch.inference_mode():
+        inputs = (torch.from_numpy(getattr(tensors, f)) for f in ("features", "vectors", "mask"))
+        vector = encoder(*inputs).numpy()
+    return vector, {"file": path, "entry": entry, "mass": float(tensors.mass[0]), "pt": float(tensors.pt[0])}
+
+
 def search_similar(
-    dataset: str,
+    dataset: str | None,
     index: str,
     entry: int = 0,
     k: int = 10,
@@ -90,16 +112,25 @@ def search_similar(
     pt_min: float | None = None,
     pt_max: float | None = None,
     labels: list[str] | None = None,
+    query_file: str | None = None,
 ) -> ToolResult:
-    """The k jets in ``index`` most similar to jet number ``entry`` of ``dataset`` (itself excluded),
-    optionally only those passing mass / pT windows and labels."""
+    """The k jets in ``index`` most similar to a query jet, optionally only those passing mass / pT
+    windows and labels. The query is jet number ``entry`` of ``dataset`` (itself excluded), or, with
+    ``query_file``, entry ``entry`` of any jet file: a jet given as its constituents."""
     catalog = Catalog()
     jet_index, meta = _load_index(index, catalog)
-    emb = embeddings_for(meta["embedding_model"], dataset)
-    if not 0 <= entry < len(emb):
-        raise RetrievalError(
-            f"entry {entry} is out of range: dataset {dataset!r} has {len(emb)} jets (0..{len(emb) - 1})"
-        )
+    model = meta["embedding_model"]
+    if query_file is not None:
+        vector, query = query_vector(model, query_file, entry)
+        query_model, source = jet_index.model, f"{query_file}[{entry}]"
+    elif dataset is not None:
+        emb = embeddings_for(model, dataset)
+        if not 0 <= entry < len(emb):
+            raise RetrievalError(f"entry {entry} is out of range: {dataset!r} has {len(emb)} jets (0..{len(emb) - 1})")
+        vector, query, query_model = emb.vectors[entry : entry + 1], emb.metadata.iloc[entry].to_dict(), emb.model
+        source = f"{dataset}[{entry}]"
+    else:
+        raise RetrievalError("give the query jet: a dataset and entry, or a file of its constituents (query_file)")
     filters = None
     if any(v is not None for v in (mass_min, mass_max, pt_min, pt_max, labels)):
         filters = JetFilter(
@@ -107,16 +138,15 @@ def search_similar(
             pt=None if pt_min is None and pt_max is None else (pt_min or 0.0, pt_max or np.inf),
             labels=labels,
         )
-    same_jets = meta.get("dataset") == dataset
+    same_jets = query_file is None and meta.get("dataset") == dataset
     want = k + int(same_jets)  # the query jet itself comes back first when it is in the index
     if want > len(jet_index):
         raise RetrievalError(
             f"k={k} but index {index!r} holds only {len(jet_index) - int(same_jets)} other jets; ask for fewer"
         )
-    hits = jet_index.search(emb.vectors[entry : entry + 1], k=want, filters=filters, model=emb.model)[0]
+    hits = jet_index.search(vector, k=want, filters=filters, model=query_model)[0]
     records = [r for r, i in zip(hits.records(), hits.ids) if not (same_jets and i == entry)][:k]
-    query = emb.metadata.iloc[entry].to_dict()
-    lines = [f"{len(records)} jets most similar to {dataset}[{entry}] (mass {query['mass']:.0f} GeV):"]
+    lines = [f"{len(records)} jets most similar to {source} (mass {query['mass']:.0f} GeV):"]
     lines += [
         f"  #{r['id']}: similarity {r['similarity']:.3f}, mass {r['mass']:.0f} GeV, pT {r['pt']:.0f} GeV, "
         f"{label_name(r['label'])}"
