@@ -11,11 +11,11 @@ import numpy as np
 
 from backbone.data.errors import DataError
 from backbone.data.generate import GenerationConfig, dataset_shards, generate
-from backbone.data.readers import ReadReport, count_jets, detect_format, iterate_jets, resolve_paths
+from backbone.data.readers import ReadReport, count_jets, detect_format, iterate_jets, open_jets, resolve_paths
 from backbone.data.schema import PROCESSES, parse_processes
 from backbone.data.summary import OBSERVABLES, UNLABELLED, jet_classes, jet_observables, summarize
 from tools.catalog import Catalog, validate_name
-from tools.plots import plot_by_class
+from tools.plots import plot_by_class, plot_jet_image
 from tools.result import ToolResult
 from tools.workspace import artifact_dir, plots_dir
 
@@ -174,3 +174,37 @@ def plot_observable(dataset: str, observable: str = "mass", by_label: bool = Tru
     text = f"Plotted {observable} of {dataset!r} ({n_total} jets) to {path}. Medians: {medians}."
     counts = {k: len(v) for k, v in merged.items()}
     return ToolResult(text=text, data={"path": str(path), "counts": counts}, plots=[str(path)])
+
+
+def show_jet(dataset: str, index: int = 0) -> ToolResult:
+    """An image of jet number ``index`` of a dataset in the (delta eta, delta phi) plane."""
+    files = dataset_files(dataset)
+    n_jets = count_jets(files)
+    if not 0 <= index < n_jets:
+        raise DataError(f"jet {index} is out of range: {dataset!r} holds {n_jets} jets (0..{n_jets - 1})")
+    jets = open_jets(files, entry_start=index, entry_stop=index + 1)
+    if len(jets) == 0:
+        raise DataError(f"jet {index} of {dataset!r} is not usable (no constituents or NaN values); pick another")
+    jet = jets[0]
+    pt = np.hypot(np.asarray(jet.part_px), np.asarray(jet.part_py))
+    label = int(jet_classes(jets)[0])
+    process = PROCESSES[label] if label >= 0 else UNLABELLED
+    facts = {
+        "index": index,
+        "label": process,
+        "pt": float(jet.jet_pt),
+        "eta": float(jet.jet_eta),
+        "mass": float(jet.jet_mass),
+        "n_constituents": len(pt),
+    }
+    title = (
+        f"{dataset} jet {index} ({process})\n$p_T$ {facts['pt']:.0f} GeV, mass {facts['mass']:.1f} GeV, "
+        f"{len(pt)} constituents"
+    )
+    path = plots_dir() / f"{dataset.replace('/', '_')}-jet{index}.png"
+    plot_jet_image(np.asarray(jet.part_deta), np.asarray(jet.part_dphi), pt, path, title)
+    text = (
+        f"Jet {index} of {dataset!r} ({process}): pT {facts['pt']:.0f} GeV, eta {facts['eta']:.2f}, "
+        f"mass {facts['mass']:.1f} GeV, {len(pt)} constituents. Image: {path}"
+    )
+    return ToolResult(text=text, data={**facts, "path": str(path)}, plots=[str(path)])

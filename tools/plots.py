@@ -65,3 +65,32 @@ def plot_by_class(
     out = save_figure(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_jet_image(
+    deta: np.ndarray, dphi: np.ndarray, pt: np.ndarray, path: str | Path, title: str, radius: float = 0.8
+) -> Path:
+    """One jet in the (delta eta, delta phi) plane: a circle per constituent, area and colour by pT."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    pt = np.asarray(pt, dtype=np.float64)
+    order = np.argsort(-pt)  # hardest first, so the soft ones stay visible on top of them
+    deta, dphi, pt = np.asarray(deta)[order], np.asarray(dphi)[order], pt[order]
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    # Area proportional to the pT share, so the hard prongs stand out against the soft spray.
+    sizes = 20.0 + 2000.0 * pt / max(float(pt.sum()), 1e-9)
+    norm = LogNorm(vmin=max(pt.min(), 1e-3), vmax=max(pt.max(), 1e-2))
+    style = {"cmap": "viridis", "alpha": 0.75, "edgecolors": "black", "linewidths": 0.4}
+    points = ax.scatter(deta, dphi, s=sizes, c=pt, norm=norm, **style)
+    fig.colorbar(points, ax=ax, label=r"Constituent $p_T$ [GeV]")
+    ax.add_patch(plt.Circle((0.0, 0.0), radius, fill=False, linestyle="--", color="grey"))
+    ax.set_xlim(-radius * 1.1, radius * 1.1)
+    ax.set_ylim(-radius * 1.1, radius * 1.1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$\Delta\eta$ to the jet axis")
+    ax.set_ylabel(r"$\Delta\phi$ to the jet axis")
+    ax.set_title(title, fontsize=10)
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
