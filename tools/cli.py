@@ -79,11 +79,9 @@ def cmd_plot(args: argparse.Namespace) -> ToolResult:
 
 
 def cmd_list(args: argparse.Namespace) -> ToolResult:
-    from tools.catalog import Catalog
+    from tools.registry import list_artifacts
 
-    arts = Catalog().list(args.kind)
-    lines = [f"{a.kind:9s} {a.name:24s} {a.path}" for a in arts] or ["(the catalog is empty)"]
-    return ToolResult(text="\n".join(lines), data={"artifacts": [a.to_dict() for a in arts]})
+    return list_artifacts(args.kind)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> ToolResult:
