@@ -125,9 +125,9 @@ def test_unknown_tool_lists_the_tools():
         run_tool("rm", {"path": "/"})
 
 
-def test_alignment_tools_say_they_are_not_connected(tmp_path, monkeypatch):
+def test_search_text_in_an_empty_workspace_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("JETFM_HOME", str(tmp_path))
-    with pytest.raises(ToolError, match="alignment not available yet"):
+    with pytest.raises(ToolError, match="no dataset in the workspace yet; generate or import one first"):
         run_tool("search_text", {"query": "three-prong jets"})
 
 

@@ -146,6 +146,40 @@ def cmd_sample(args: argparse.Namespace) -> ToolResult:
     )
 
 
+def cmd_align(args: argparse.Namespace) -> ToolResult:
+    from tools.text_search import align
+
+    return align(args.dataset, model=args.model, name=args.name, steps=args.steps, seed=args.seed)
+
+
+def cmd_search(args: argparse.Namespace) -> ToolResult:
+    from tools.text_search import search_text
+
+    labels = args.labels.split(",") if args.labels else None
+    return search_text(
+        args.text,
+        k=args.k,
+        dataset=args.dataset,
+        aligner=args.aligner,
+        mass_min=args.mass_min,
+        mass_max=args.mass_max,
+        labels=labels,
+    )
+
+
+def cmd_zero_shot(args: argparse.Namespace) -> ToolResult:
+    from tools.text_search import zero_shot_classify
+
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    return zero_shot_classify(args.dataset, labels, aligner=args.aligner)
+
+
+def cmd_describe_jet(args: argparse.Namespace) -> ToolResult:
+    from tools.text_search import describe_jet
+
+    return describe_jet(args.dataset, entry=args.entry, k=args.k, aligner=args.aligner)
+
+
 def cmd_embed(args: argparse.Namespace) -> ToolResult:
     from tools.search import embed
 
@@ -302,6 +336,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, help="background dataset for knn (default: the dataset itself)")
     p.add_argument("--method", default="knn", choices=["knn", "mpm"])
     p.add_argument("-k", type=_positive_int, default=10)
+
+    p = add(
+        "align", cmd_align, "train a CLIP-style jet-text alignment on a dataset (captions from truth + observables)"
+    )
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", default="jetfm-default", help="backbone whose jet embeddings are aligned")
+    p.add_argument("--name", required=True)
+    p.add_argument("--steps", type=_positive_int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("search", cmd_search, "find jets by a description in words")
+    p.add_argument("text", help='e.g. "three-prong jets with mass near 175 GeV"')
+    p.add_argument("--dataset", default=None, help="dataset to search (default: the most recent)")
+    p.add_argument("-k", type=_positive_int, default=10)
+    p.add_argument("--aligner", default="jetfm-align-default")
+    p.add_argument("--mass-min", type=float, default=None)
+    p.add_argument("--mass-max", type=float, default=None)
+    p.add_argument("--labels", default=None, help="keep only these classes, e.g. top,wqq")
+
+    p = add("zero-shot", cmd_zero_shot, "classify a dataset's jets among label phrases you choose")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--labels", required=True, help='comma-separated phrases, e.g. "top quark,W boson,QCD"')
+    p.add_argument("--aligner", default="jetfm-align-default")
+
+    p = add("describe-jet", cmd_describe_jet, "the descriptions in words that best match one jet")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--entry", type=int, default=0)
+    p.add_argument("-k", type=_positive_int, default=5)
+    p.add_argument("--aligner", default="jetfm-align-default")
 
     p = add("list", cmd_list, "list the artifacts in the workspace catalog")
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])

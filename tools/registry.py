@@ -230,7 +230,7 @@ class SearchTextArgs(ToolArgs):
         min_length=1, max_length=500, description="what to look for, in words, e.g. 'three-prong jets near 175 GeV'"
     )
     k: int = Field(10, ge=1, le=1000, description="number of jets to return")
-    dataset: DatasetName | None = Field(None, description="search only this dataset; omit to search all")
+    dataset: DatasetName | None = Field(None, description="dataset to search; omit to search the most recent one")
 
 
 class SearchSimilarArgs(ToolArgs):
@@ -296,26 +296,18 @@ def import_confined(path: str, name: str) -> ToolResult:
     return import_dataset(str(confine_path(path)), name)
 
 
-# LEAD: connect search_text and zero_shot_classify to the jet-text alignment (retrieval/align.py)
-# once it is merged: each should load the trained aligner and return a ToolResult. Until then they
-# raise a ToolError that the agent can relay to the user.
 def search_text(query: str, k: int = 10, dataset: str | None = None) -> ToolResult:
     """Jets matching a description in words (jet-text alignment + FAISS)."""
-    _alignment()
-    raise ToolError("alignment not available yet: search_text is not connected to retrieval.align")
+    from tools.text_search import search_text as run
+
+    return run(query, k=k, dataset=dataset)
 
 
 def zero_shot_classify(dataset: str, labels: list[str]) -> ToolResult:
     """Classify jets against classes described in words (jet-text alignment)."""
-    _alignment()
-    raise ToolError("alignment not available yet: zero_shot_classify is not connected to retrieval.align")
+    from tools.text_search import zero_shot_classify as run
 
-
-def _alignment() -> Any:
-    try:
-        return importlib.import_module("retrieval.align")
-    except ImportError as err:
-        raise ToolError(f"alignment not available yet: retrieval.align cannot be imported ({err})") from None
+    return run(dataset, labels)
 
 
 # --- the registry -----------------------------------------------------------------------------
