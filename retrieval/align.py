@@ -250,7 +250,7 @@ class JetTextAligner(nn.Module):
         self.eval()
         device = self.jet_mean.device
         out = [
-            self.project_jets(torch.from_numpy(np.ascontiguousarray(vectors[i : i + batch_size])).to(device))
+            self.project_jets(torch.from_numpy(np.array(vectors[i : i + batch_size], dtype=np.float32)).to(device))
             for i in range(0, len(vectors), batch_size)
         ]
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.config.shared_dim), np.float32)

@@ -138,3 +138,21 @@ def test_sample_from_ntp_model(workspace, capsys):
     assert json.loads(capsys.readouterr().out)["num_jets"] == 12
     assert main(["sample", "--model", "jetfm-default", "--n-jets", "2"]) == 2
     assert "needs a next-token" in capsys.readouterr().err
+
+
+def test_text_search_zero_shot_describe_with_shipped_alignment(workspace, capsys):
+    """Issue 5 through the CLI, out of the box: the shipped alignment on a freshly generated sample."""
+    pytest.importorskip("transformers")
+    assert main(["search", "a three-pronged top quark jet with mass near 175 GeV", "--dataset", "mini",
+                 "-k", "5", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert len(found["results"]) == 5 and not found["low_similarity"]
+    assert main(["search", "the recipe for a chocolate cake", "--dataset", "mini", "-k", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["low_similarity"]
+    assert main(["zero-shot", "--dataset", "mini", "--labels", "top quark,QCD gluon or light quark", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sum(result["predicted"].values()) == 60 and set(result["by_true_class"]) == {"qcd", "top"}
+    assert main(["zero-shot", "--dataset", "mini", "--labels", "top quark"]) == 2
+    assert "at least 2 labels" in capsys.readouterr().err
+    assert main(["describe-jet", "--dataset", "mini", "--entry", "0", "-k", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["descriptions"]) == 3
