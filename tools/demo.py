@@ -1,6 +1,7 @@
 """The main job on embedded defaults (the README's first command). It grows as capabilities land:
 a small mixed sample of all five classes (Pythia 8 + FastJet), its summary and jet-mass plot, then
-the shipped backbone embeds it and a FAISS index finds the jets most like a top jet."""
+the shipped backbone embeds it, a FAISS index finds the jets most like a top jet, and the shipped
+jet-text alignment finds jets from a description in words."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tools.datasets import describe_dataset, generate_dataset, plot_observable
 from tools.models import DEFAULT_MODEL
 from tools.result import ToolResult
 from tools.search import build_index, embeddings_for, search_similar
+from tools.text_search import search_text
 
 
 def run_demo(n_jets: int = 1000, workers: int = 2, seed: int = 1) -> ToolResult:
@@ -29,8 +31,13 @@ def run_demo(n_jets: int = 1000, workers: int = 2, seed: int = 1) -> ToolResult:
     same = sum(r["label"] == PROCESSES.index("top") for r in similar.data["results"])
     text = f"{similar.text}\n{same} of the 10 nearest jets are top jets (a random pick would give ~2)."
     print(text)
+
+    query = "three-pronged boosted top quark jets"
+    print(f"\nSearching the sample in words with the shipped jet-text alignment: {query!r}")
+    found = search_text(query, k=10, dataset=name)
+    print(found.text)
     return ToolResult(
-        text="Done: the sample, its summary, the mass plot and a similarity search above.",
-        data={"dataset": name, "summary": summary.data, "similar": similar.data},
+        text="Done: the sample, its summary, the mass plot, a similarity search and a text search above.",
+        data={"dataset": name, "summary": summary.data, "similar": similar.data, "text_search": found.data},
         plots=plot.plots,
     )
