@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from backbone.config import EncoderConfig  # noqa: E402
 from backbone.registry import create_model, model_config  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.peers import weaver_part  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "encoder_speed.json"
 BATCH, SLOTS, MEAN_REAL, SPREAD_REAL = 256, 128, 50, 15
@@ -49,18 +50,7 @@ def make_batch(input_dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 def weaver_model(config: EncoderConfig) -> torch.nn.Module:
     """weaver-core's ParT at the same sizes, returning the (B, D) class-token embedding (no classifier)."""
-    from weaver.nn.model.ParticleTransformer import ParticleTransformer
-
-    model = ParticleTransformer(
-        input_dim=config.input_dim,
-        num_classes=None,
-        embed_dims=(*config.particle_mlp_dims, config.embed_dim),
-        pair_embed_dims=config.pair_mlp_dims,
-        num_heads=config.num_heads,
-        num_layers=config.num_layers,
-        num_cls_layers=config.num_class_layers,
-        fc_params=None,
-    )
+    model = weaver_part(config)
     # its SequenceTrimmer drops padding only after 5 warm-up calls; start in that steady state
     model.trimmer._counter.fill_(model.trimmer.warmup_steps)
     return model

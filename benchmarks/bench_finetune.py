@@ -47,6 +47,7 @@ from backbone.finetune import LabelSubset, build_classifier, class_indices, clas
 from backbone.metrics import classification_report  # noqa: E402
 from backbone.train import BatchSource, TrainConfig, Trainer, to_tensors  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.peers import weaver_part  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"
 CLASSES = ("qcd", "top")
@@ -61,18 +62,7 @@ class WeaverClassifier(nn.Module):
 
     def __init__(self, config: EncoderConfig, num_classes: int) -> None:
         super().__init__()
-        from weaver.nn.model.ParticleTransformer import ParticleTransformer
-
-        self.net = ParticleTransformer(
-            input_dim=config.input_dim,
-            num_classes=num_classes,
-            embed_dims=(*config.particle_mlp_dims, config.embed_dim),
-            pair_embed_dims=config.pair_mlp_dims,
-            num_heads=config.num_heads,
-            num_layers=config.num_layers,
-            num_cls_layers=config.num_class_layers,
-            fc_params=[(HEAD_HIDDEN, HEAD_DROPOUT, "gelu")],
-        )
+        self.net = weaver_part(config, num_classes, fc_params=[(HEAD_HIDDEN, HEAD_DROPOUT, "gelu")])
         self.register_buffer("label_to_class", torch.from_numpy(class_lookup(CLASSES)), persistent=False)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
