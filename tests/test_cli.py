@@ -102,3 +102,12 @@ def test_main_job_demo(workspace, capsys):
     assert "qcd: 10, top: 10, wqq: 10, zqq: 10, hbb: 10" in out
     assert "nearest jets are top jets" in out
     assert (workspace / "plots" / "demo-50-mass-by-class.png").exists()
+
+
+def test_show_jet_image(small_dataset, workspace, capsys):
+    assert main(["show-jet", "tq", "--entry", "3", "--json"]) == 0
+    capsys.readouterr()
+    pngs = list((workspace / "plots").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert main(["show-jet", "tq", "--entry", "999"]) == 2
+    assert "999" in capsys.readouterr().err

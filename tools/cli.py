@@ -78,6 +78,12 @@ def cmd_plot(args: argparse.Namespace) -> ToolResult:
     return plot_observable(args.dataset, args.observable, by_label=not args.inclusive)
 
 
+def cmd_show_jet(args: argparse.Namespace) -> ToolResult:
+    from tools.datasets import show_jet
+
+    return show_jet(args.dataset, args.entry)
+
+
 def cmd_list(args: argparse.Namespace) -> ToolResult:
     from tools.registry import list_artifacts
 
@@ -263,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["pt", "eta", "mass", "sdmass", "n_constituents", "tau21", "tau32"],
     )
     p.add_argument("--inclusive", action="store_true", help="one histogram for all classes")
+
+    p = add("show-jet", cmd_show_jet, "an image of one jet's constituents in the eta-phi plane")
+    p.add_argument("dataset")
+    p.add_argument("--entry", type=int, default=0, help="the jet's number in the dataset")
 
     p = add("pretrain", cmd_pretrain, "self-supervised pretraining of a backbone on a dataset (no labels)")
     p.add_argument("--dataset", required=True)
