@@ -111,3 +111,29 @@ def test_show_jet_image(small_dataset, workspace, capsys):
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     assert main(["show-jet", "tq", "--entry", "999"]) == 2
     assert "999" in capsys.readouterr().err
+
+
+def test_tools_and_jobs_from_the_cli(small_dataset, workspace, tmp_path, capsys):
+    """The agent's tools by name (`jetfm tool`), a background job (`jetfm job`), the path allow-list."""
+    import time
+
+    assert main(["tool", "describe_dataset", "--args", '{"dataset": "tq"}', "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"qcd": 10, "top": 10}
+    assert main(["tool", "describe_dataset", "--args", '{"dataset": "nope"}']) == 2
+    assert "tq" in capsys.readouterr().err  # the error lists the datasets that exist
+    assert main(["tool", "rm", "--args", "{}"]) == 2
+    assert "unknown tool 'rm'" in capsys.readouterr().err
+    args = '{"name": "bg", "processes": ["qcd"], "n_jets": 5}'
+    assert main(["tool", "generate_dataset", "--args", args, "--json"]) == 0
+    job_id = json.loads(capsys.readouterr().out)["job_id"]
+    for _ in range(240):
+        assert main(["job", job_id, "--json"]) == 0
+        state = json.loads(capsys.readouterr().out)["state"]
+        if state not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    assert state == "done"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert main(["allow-path", str(outside), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["allowed"] == str(outside.resolve())

@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 from backbone.data.errors import DataError, GenerationError
 from backbone.data.schema import PROCESSES
 from tools.catalog import CatalogError
+from tools.registry import ToolError
 from tools.result import ToolResult
 
-USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError, ValueError)  # RetrievalError too
+# ValueError covers RetrievalError, EmbeddingError, CheckpointError and AlignmentError.
+USER_ERRORS = (DataError, GenerationError, CatalogError, FileNotFoundError, ValueError, LookupError, ToolError)
 
 
 def _csv_floats(text: str) -> list[float]:
@@ -82,6 +84,30 @@ def cmd_show_jet(args: argparse.Namespace) -> ToolResult:
     from tools.datasets import show_jet
 
     return show_jet(args.dataset, args.entry)
+
+
+def cmd_tool(args: argparse.Namespace) -> ToolResult:
+    """Any registered tool by name, exactly as the agent calls it (long tools become jobs)."""
+    from tools.registry import run_tool
+
+    try:
+        arguments = json.loads(args.args)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--args must be a JSON object, e.g. '{{\"dataset\": \"tq\"}}' ({err})") from None
+    return run_tool(args.name, arguments, wait=args.wait)
+
+
+def cmd_job(args: argparse.Namespace) -> ToolResult:
+    from tools.jobs import cancel_job, job_status
+
+    return cancel_job(args.job_id) if args.cancel else job_status(args.job_id)
+
+
+def cmd_allow_path(args: argparse.Namespace) -> ToolResult:
+    from tools.safety import allow_path
+
+    folder = allow_path(args.folder)
+    return ToolResult(text=f"Tools may now read files under {folder}.", data={"allowed": str(folder)})
 
 
 def cmd_list(args: argparse.Namespace) -> ToolResult:
@@ -375,6 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entry", type=int, default=0)
     p.add_argument("-k", type=_positive_int, default=5)
     p.add_argument("--aligner", default="jetfm-align-default")
+
+    p = add("tool", cmd_tool, "run one of the agent's tools by name with JSON arguments")
+    p.add_argument("name", help="e.g. describe_dataset, generate_dataset (see tools.registry)")
+    p.add_argument("--args", default="{}", help='JSON object, e.g. \'{"dataset": "tq"}\'')
+    p.add_argument("--wait", action="store_true", help="run a long tool here instead of as a background job")
+
+    p = add("job", cmd_job, "status of a background job (progress, result), or cancel it")
+    p.add_argument("job_id")
+    p.add_argument("--cancel", action="store_true")
+
+    p = add("allow-path", cmd_allow_path, "let the tools (and the agent) read files under a folder")
+    p.add_argument("folder")
 
     p = add("list", cmd_list, "list the artifacts in the workspace catalog")
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])
