@@ -152,7 +152,9 @@ def search_similar(
         f"{label_name(r['label'])}"
         for r in records
     ]
-    return ToolResult(text="\n".join(lines), data={"query": _plain(query), "results": [_plain(r) for r in records]})
+    return ToolResult(
+        text="\n".join(lines), data={"query": json_record(query), "results": [json_record(r) for r in records]}
+    )
 
 
 def anomaly_scan(
@@ -205,7 +207,7 @@ def label_name(label: int) -> str:
     return PROCESSES[int(label)] if 0 <= int(label) < len(PROCESSES) else "unlabelled"
 
 
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
+def json_record(record: dict[str, Any]) -> dict[str, Any]:
     """JSON-ready values (numpy scalars -> Python, categoricals -> str)."""
     out = {}
     for key, value in record.items():

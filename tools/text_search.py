@@ -15,7 +15,7 @@ from retrieval.index import JetFilter, JetIndex
 from tools.catalog import Catalog, CatalogError
 from tools.models import DEFAULT_MODEL, SHIPPED_DIR, model_folder, slug
 from tools.result import ToolResult
-from tools.search import embeddings_for, label_name
+from tools.search import embeddings_for, json_record, label_name
 from tools.workspace import artifact_dir, workspace_root
 
 DEFAULT_ALIGNER = "jetfm-align-default"
@@ -113,7 +113,7 @@ def search_text(
         "low_similarity": found.low_similarity,
         "truncated": found.truncated,
         "relevance": found.relevance,
-        "results": [{k2: _plain(v) for k2, v in r.items()} for r in records],
+        "results": [json_record(r) for r in records],
     }
     return ToolResult(text="\n".join(lines), data=data)
 
@@ -152,9 +152,3 @@ def zero_shot_classify(dataset: str, labels: list[str], aligner: str = DEFAULT_A
     for process, row in table.items():
         lines.append(f"  true {process}: " + ", ".join(f"{label} {n}" for label, n in row.items()))
     return ToolResult(text="\n".join(lines), data={"labels": labels, "predicted": counts, "by_true_class": table})
-
-
-def _plain(value: Any) -> Any:
-    return (
-        value.item() if isinstance(value, np.generic) else value if isinstance(value, (int, float, str)) else str(value)
-    )
