@@ -167,20 +167,15 @@ def write_scores(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"scores": out_dir / "scores.parquet", "ranked": out_dir / "ranked.csv"}
     table = metadata.reset_index(drop=True).assign(score=np.asarray(scores))
-    _atomic(paths["scores"], lambda tmp: table.to_parquet(tmp, index=False))
-    _atomic(paths["ranked"], lambda tmp: rank(scores, metadata, top).to_csv(tmp, index=False))
+    with atomic_path(paths["scores"]) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(paths["ranked"]) as tmp:
+        rank(scores, metadata, top).to_csv(tmp, index=False)
     labels = metadata["label"].to_numpy() if "label" in metadata else None
     paths["plot"] = plot_score_distribution(
         scores, out_dir / "score_distribution.png", labels, xlabel=f"{method} anomaly score"
     )
     return paths
-
-
-def _atomic(path: Path, write: Any) -> None:
-    with atomic_path(path) as tmp:
-        write(tmp)
-
-
 def max_sic(scores: np.ndarray, is_signal: np.ndarray, min_background: int = MIN_BACKGROUND) -> dict[str, float]:
     """Maximum of eps_S / sqrt(eps_B) over thresholds passing >= ``min_background`` background jets,
     with the efficiencies where it is reached."""
