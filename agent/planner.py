@@ -1,0 +1,107 @@
+"""Planning without executing: a request -> the tool calls a backend would make, as
+``[{"tool": ..., "args": {...}}]`` (``[]`` when no tool fits). This is what ``jetfm ask --dry-run``
+prints and what benchmarks/agent_eval.py scores, for every backend the same way.
+
+    planner = make_planner("embedded")      # or "embedded-untuned", "hf:/path/to/folder", "openai"
+    planner.plan("simulate 5k top and QCD jets", context=PlanContext(datasets=["run2"]))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Protocol
+
+from agent.callformat import PlanContext
+
+__all__ = ["PlanContext", "Planner", "RouterPlanner", "OpenAIPlanner", "make_planner", "catalog_context"]
+
+
+class Planner(Protocol):
+    decision_seconds: list[float]
+
+    def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]: ...
+
+
+def catalog_context() -> PlanContext:
+    """The workspace's artifacts, most recent first, and its unfinished jobs."""
+    from tools.catalog import Catalog
+    from tools.jobs import JobStore
+    from tools.models import shipped_models
+
+    arts = sorted(Catalog().list(), key=lambda a: a.created, reverse=True)
+    of = lambda kind: [a.name for a in arts if a.kind == kind]  # noqa: E731
+    jobs = [j.id for j in sorted(JobStore().list_jobs(), key=lambda j: j.created, reverse=True)]
+    return PlanContext(datasets=of("dataset"), models=of("model") + shipped_models(), indexes=of("index"), jobs=jobs)
+
+
+class RouterPlanner:
+    """The schema-constrained router on a local causal LM (embedded SmolLM2 or a HF folder)."""
+
+    def __init__(self, path: str | None = None, adapter: str | None = "default"):
+        from agent.llm import load_router_lm
+        from agent.router import Router
+
+        self.router = Router(load_router_lm(path, adapter))
+        self.decision_seconds: list[float] = []
+
+    def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
+        result = self.router.plan(request, context if context is not None else catalog_context())
+        self.decision_seconds = result.decision_seconds
+        return result.calls
+
+
+DRY_RUN_NOTE = "dry run: the tool was not executed; assume it succeeded and go on with the next step, if any"
+
+
+class OpenAIPlanner:
+    """An OpenAI-compatible server with native tool calling; each tool call is answered with a
+    dry-run note so that a multi-step plan unfolds without executing anything."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, max_calls: int = 4):
+        from agent.backends import BackendConfig, make_chat_model
+
+        self.chat = make_chat_model(BackendConfig(kind="openai", base_url=base_url, model=model, api_key=api_key))
+        self.max_calls = max_calls
+        self.decision_seconds = []
+
+    def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
+        from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
+
+        from agent.prompts import system_prompt
+        from agent.tools import langchain_tools
+
+        context = context if context is not None else catalog_context()
+        model = self.chat.bind_tools(langchain_tools())
+        messages: list[Any] = [SystemMessage(system_prompt(context)), HumanMessage(request)]
+        calls: list[dict[str, Any]] = []
+        self.decision_seconds = []
+        while len(calls) < self.max_calls:
+            t0 = time.perf_counter()
+            reply = model.invoke(messages)
+            self.decision_seconds.append(time.perf_counter() - t0)
+            if not reply.tool_calls:
+                break
+            messages.append(reply)
+            for tc in reply.tool_calls:
+                calls.append({"tool": tc["name"], "args": dict(tc["args"])})
+                messages.append(ToolMessage(DRY_RUN_NOTE, tool_call_id=tc["id"]))
+        return calls[: self.max_calls]
+
+
+def make_planner(backend: str = "embedded", **kwargs: Any) -> Planner:
+    """``embedded`` (SmolLM2 + the shipped router adapter), ``embedded-untuned`` (no adapter),
+    ``hf:/folder`` (a local Hugging Face model), or ``openai`` (``base_url=``, ``model=``, ``api_key=``)."""
+    if backend == "embedded":
+        return RouterPlanner()
+    if backend == "embedded-untuned":
+        return RouterPlanner(adapter=None)
+    if backend.startswith("hf:"):
+        return RouterPlanner(path=backend[3:], adapter=None)
+    if backend == "openai":
+        return OpenAIPlanner(kwargs["base_url"], kwargs["model"], kwargs.get("api_key"))
+    raise ValueError(f"unknown backend {backend!r}; use embedded, embedded-untuned, hf:/path/to/folder or openai")
+
+
+def plan_json(calls: list[dict[str, Any]]) -> str:
+    return json.dumps(calls, indent=2)
