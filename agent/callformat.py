@@ -30,7 +30,19 @@ TEXT_LIST_SEP = "|"
 MAX_CONTEXT_NAMES = 4  # artifacts shown in the prompt, most recent first
 
 FieldKind = Literal[
-    "enum", "enum_list", "bool", "int", "float", "text", "text_list", "new_name", "dataset", "model", "index", "job"
+    "enum",
+    "enum_list",
+    "bool",
+    "int",
+    "float",
+    "text",
+    "text_list",
+    "new_name",
+    "dataset",
+    "model",
+    "index",
+    "job",
+    "device",
 ]
 
 
@@ -60,6 +72,7 @@ _REF_FIELDS: dict[str, FieldKind] = {
     "model": "model",
     "index": "index",
     "job_id": "job",
+    "device": "device",
 }
 
 
@@ -104,16 +117,11 @@ def field_spec(tool: Tool, name: str) -> FieldSpec:
     return FieldSpec(name, "text", required, default)
 
 
-# Fields the router never writes: execution settings a request rarely names and a wrong guess
-# would only slow down (the tool defaults pick the device, batch size and workers).
-_HIDDEN = {"device", "batch_size", "workers", "lr"}
-
-
 def tool_fields(tool_name: str) -> list[FieldSpec]:
     """The fields of a tool in the order the router writes them: schema order, ``name`` last (so that
     an automatic name can be derived from the arguments before it)."""
     tool = TOOLS[tool_name]
-    specs = [field_spec(tool, n) for n in tool.args.model_fields if n not in _HIDDEN]
+    specs = [field_spec(tool, n) for n in tool.args.model_fields]
     return [s for s in specs if s.name != "name"] + [s for s in specs if s.name == "name"]
 
 

@@ -11,6 +11,7 @@ when the user says "it" or "the dataset".
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -81,17 +82,21 @@ class RouterChatModel(BaseChatModel):
     model_path: str | None = None  # None: the embedded SmolLM2 with the shipped adapter
     adapter: str | None = "default"
     _router: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def _llm_type(self) -> str:
         return "jetfm-router"
 
     def router(self) -> Any:
-        if self._router is None:
-            from agent.llm import load_router_lm
-            from agent.router import Router
+        """The router, loaded on first use (once, however many chats ask at the same time)."""
+        with self._lock:
+            if self._router is None:
+                from agent.llm import load_router_lm
+                from agent.router import Router
 
-            self._router = Router(load_router_lm(self.model_path, self.adapter if self.model_path is None else None))
+                adapter = self.adapter if self.model_path is None else None
+                self._router = Router(load_router_lm(self.model_path, adapter))
         return self._router
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RouterChatModel:

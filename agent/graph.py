@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from langchain.agents import create_agent
+from langchain.agents.middleware import ModelRequest, dynamic_prompt
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -30,6 +31,18 @@ MAX_STEPS = 16  # graph steps per turn (model + tools); a model that loops is st
 MAX_MESSAGE_CHARS = 4000
 
 
+@dynamic_prompt
+def _workspace_prompt(request: ModelRequest) -> str:
+    """The system prompt with the workspace as it is now (names the model may use)."""
+    from agent.planner import catalog_context
+
+    try:
+        return system_prompt(catalog_context())
+    except Exception:  # an unreadable catalog must not stop the conversation; the tools will say more
+        log.exception("could not read the catalog for the system prompt")
+        return system_prompt()
+
+
 class ChatAgent:
     """One agent per backend; conversations are kept apart by ``thread_id``."""
 
@@ -39,9 +52,11 @@ class ChatAgent:
             if check and self.backend.kind == "openai":
                 check_server(self.backend)
             chat_model = make_chat_model(self.backend)
+            if hasattr(chat_model, "router"):
+                chat_model.router()  # load the local model now, not in the middle of the first answer
         self.chat_model = chat_model
         self.graph = create_agent(
-            chat_model, tools=langchain_tools(), system_prompt=system_prompt(), checkpointer=InMemorySaver()
+            chat_model, tools=langchain_tools(), middleware=[_workspace_prompt], checkpointer=InMemorySaver()
         )
 
     def stream(self, message: str, thread_id: str) -> Iterator[AgentEvent]:

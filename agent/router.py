@@ -268,6 +268,8 @@ class Router:
             return _unique([*made["model"], *context.models, "jetfm-default", *words])
         if f.kind == "index":
             return _unique([*made["index"], *context.indexes, *words])
+        if f.kind == "device":
+            return _unique([*re.findall(r"cuda:\d+", request), "cpu", "cuda", "auto", "mps"])
         if f.kind == "job":
             return _unique([*_JOB.findall(request), *context.jobs])
         if f.kind == "new_name":

@@ -256,7 +256,7 @@ def _dataset_ref(s: Sampler, ctx: PlanContext) -> tuple[str, str]:
 
 
 def gen_list(s: Sampler, ctx: PlanContext) -> tuple[str, dict]:
-    kind = s.pick([None, None, "dataset", "model", "index", "job"])
+    kind = s.pick([None, None, "dataset", "model", "index", "job", "embedding", "plot"])
     if kind is None:
         return s.pick(
             [
@@ -276,6 +276,8 @@ def gen_list(s: Sampler, ctx: PlanContext) -> tuple[str, dict]:
         "model": ["models", "backbones", "trained models"],
         "index": ["indexes", "FAISS indices", "search indexes"],
         "job": ["jobs", "running jobs", "background jobs"],
+        "embedding": ["embeddings", "computed embeddings", "embedding files"],
+        "plot": ["plots", "figures", "histograms I made"],
     }
     w = s.pick(word[kind])
     return s.pick([f"list my {w}", f"which {w} do I have", f"show all {w}", f"what {w} exist?", f"{w}?"]), {
@@ -784,12 +786,129 @@ def _finish(tool: str, args: dict[str, Any], taken: set[str]) -> dict[str, Any]:
     return {"tool": tool, "args": args}
 
 
+# Execution settings and filters a request may add at its end, per tool (schema fields the templates
+# above leave out).
+_DEVICE_WORDS = {
+    "cuda": ["on the GPU", "on gpu", "using cuda", "on a GPU"],
+    "cpu": ["on cpu", "CPU only", "on the CPU"],
+}
+
+
+def _extras(s: Sampler, tool: str, text: str, args: dict[str, Any]) -> str:
+    r = s.rng.random
+    extra: list[str] = []
+    if tool in ("pretrain", "finetune", "embed") and r() < 0.2:
+        dev = s.pick(["cuda", "cpu", "cuda:1", "cuda:0"])
+        args["device"] = dev
+        extra.append(s.pick(_DEVICE_WORDS[dev]) if dev in _DEVICE_WORDS else s.pick([f"on {dev}", f"device {dev}"]))
+    if tool in ("pretrain", "finetune", "embed") and r() < 0.15:
+        args["batch_size"] = s.pick([32, 64, 256, 512, 1024])
+        extra.append(
+            s.pick([f"batch size {args['batch_size']}", f"batches of {args['batch_size']}", f"bs={args['batch_size']}"])
+        )
+    if tool in ("pretrain", "finetune") and r() < 0.15:
+        lr = s.pick([1e-4, 3e-4, 5e-4, 1e-3, 2e-3])
+        args["lr"] = lr
+        extra.append(s.pick([f"lr {lr:g}", f"learning rate {lr:g}", f"lr={lr:g}"]))
+    if tool in ("pretrain", "finetune") and r() < 0.1 and "seed" not in args:
+        args["seed"] = s.rng.randrange(0, 100)
+        extra.append(s.pick([f"seed {args['seed']}", f"seed={args['seed']}"]))
+    if tool == "finetune" and "steps" not in args and r() < 0.15:
+        args["steps"] = s.pick([200, 1000, 3000])
+        extra.append(f"{s.spell(args['steps'])} steps")
+    if tool == "finetune" and r() < 0.3:
+        classes = s.procs(s.pick([2, 2, 3]))
+        args["classes"] = classes
+        names = [s.pick(PROC_WORDS[c][:3]) for c in classes]
+        extra.append(
+            s.pick(
+                [
+                    "to separate " + " from ".join(names),
+                    " vs ".join(names),
+                    " vs. ".join(names) + " only",
+                    "classes " + ", ".join(names),
+                ]
+            )
+        )
+    if tool == "generate_dataset" and r() < 0.15:
+        args["workers"] = s.pick([2, 4, 8, 16])
+        extra.append(
+            s.pick(
+                [
+                    f"use {args['workers']} workers",
+                    f"on {args['workers']} cores",
+                    f"{args['workers']} processes in parallel",
+                ]
+            )
+        )
+    if tool == "search_similar" and r() < 0.3:
+        labels = s.procs(s.pick([1, 2]))
+        args["labels"] = labels
+        extra.append("only " + " and ".join(s.pick(PROC_WORDS[c][:2]) for c in labels) + " jets")
+    if tool == "search_similar" and "mass_min" not in args and r() < 0.25:
+        cut = s.pick([400, 500, 550, 600, 650, 700])
+        key, word = s.pick([("pt_min", "above"), ("pt_max", "below")])
+        args[key] = cut
+        extra.append(s.pick([f"pT {word} {cut} GeV", f"with pt {word} {cut}"]))
+    if tool == "anomaly_scan" and r() < 0.25:
+        args["k"] = s.pick([5, 20, 50, 100])
+        extra.append(s.pick([f"k={args['k']}", f"with {args['k']} neighbours", f"using {args['k']} nearest neighbors"]))
+    if not extra:
+        return text
+    return text + s.pick([", ", " ", "; "]) + s.pick([", ", " and ", ", "]).join(extra)
+
+
+def multi_same(s: Sampler) -> Example:
+    """The same tool twice in one request (two observables, two jets, two datasets, two jobs)."""
+    ctx = random_context(s)
+    a, b = s.rng.sample(ctx.datasets + s.names(2), 2)
+    kind = s.pick(["plot", "show", "embed", "describe", "cancel", "generate"])
+    if kind == "plot":
+        o1, o2 = s.rng.sample(list(OBS_WORDS), 2)
+        text = f"plot the {s.pick(OBS_WORDS[o1])} and {s.pick(['then ', 'the ', ''])}{s.pick(OBS_WORDS[o2])} of {a}"
+        calls = [{"tool": "plot_observable", "args": {"dataset": a, "observable": o}} for o in (o1, o2)]
+    elif kind == "show":
+        i, j = sorted(s.rng.sample(range(0, 50), 2))
+        text = s.pick([f"show jets {i} and {j} of {a}", f"draw jet {i} and jet {j} in {a}"])
+        calls = [{"tool": "show_jet", "args": {"dataset": a, "index": k}} for k in (i, j)]
+    elif kind == "embed":
+        text = s.pick([f"embed {a} and {b}", f"compute embeddings for {a} and for {b}"])
+        calls = [{"tool": "embed", "args": {"dataset": d}} for d in (a, b)]
+        ctx = PlanContext(datasets=_uniq([a, b, *ctx.datasets]), models=ctx.models, indexes=ctx.indexes, jobs=ctx.jobs)
+    elif kind == "describe":
+        text = s.pick([f"describe {a} and {b}", f"summarize both {a} and {b}"])
+        calls = [{"tool": "describe_dataset", "args": {"dataset": d}} for d in (a, b)]
+        ctx = PlanContext(datasets=_uniq([a, b, *ctx.datasets]), models=ctx.models, indexes=ctx.indexes, jobs=ctx.jobs)
+    elif kind == "cancel":
+        jobs = [ctx.jobs[0], ctx.jobs[0][:-6] + f"{s.rng.randrange(16**6):06x}"]
+        text = s.pick(["cancel {} and {}", "stop jobs {} and {}", "kill both {} and {}"]).format(*jobs)
+        calls = [{"tool": "cancel_job", "args": {"job_id": j}} for j in jobs]
+    else:
+        n = s.count((1000, 2000, 3000, 5000))
+        p1, p2 = s.procs(2)
+        n1, n2 = s.name(), s.name()
+        text = (
+            f"generate {s.spell(n)} {s.pick(PROC_WORDS[p1])} jets called {n1} and {s.spell(n)} "
+            f"{s.pick(PROC_WORDS[p2])} jets called {n2}"
+        )
+        calls = [
+            {"tool": "generate_dataset", "args": {"processes": [p], "n_jets": n, "name": nm}}
+            for p, nm in ((p1, n1), (p2, n2))
+        ]
+    return {"request": text, "context": ctx, "calls": calls}
+
+
+def _uniq(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
 def single_example(s: Sampler, tool: str) -> Example:
     ctx = random_context(s)
     if tool in ("job_status", "cancel_job"):
         text, args, tool = gen_job(s, ctx)
     else:
         text, args = SINGLE[tool](s, ctx)
+        text = _extras(s, tool, text, args)
     call = _finish(tool, args, set(ctx.datasets) | set(ctx.models))
     return {"request": text, "context": ctx, "calls": [call]}
 
@@ -833,7 +952,7 @@ def multi_example(s: Sampler) -> Example:
             "plot_observable",
         )
     elif follow == "show_jet":
-        text, call, tool = "show the first jet", {"dataset": new, "index": 0}, "show_jet"
+        text, call, tool = "show the first jet", {"dataset": new}, "show_jet"
     elif follow == "pretrain":
         obj = s.pick(list(OBJECTIVE_WORDS))
         text = f"pretrain on {{p}} with {s.pick(OBJECTIVE_WORDS[obj])}"
@@ -925,8 +1044,10 @@ def build_examples(n: int = 2400, seed: int = 0) -> list[Example]:
             out.append(single_example(s, tools[i % len(tools)]))
         elif r < 0.78:
             out.append(multi_example(s))
-        elif r < 0.86:
+        elif r < 0.83:
             out.append(multi_existing(s))
+        elif r < 0.87:
+            out.append(multi_same(s))
         else:
             out.append(refusal_example(s))
     return out

@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from backbone.atomic import atomic_path, save_figure
+from backbone.atomic import atomic_path, new_figure, save_figure
 from backbone.data.schema import PROCESSES
 from backbone.embed import l2_normalised
 from backbone.metrics import auc, roc_curve
@@ -127,15 +127,11 @@ def plot_score_distribution(
     title: str | None = None,
 ) -> Path:
     """Histogram of ``scores`` on a log y axis, one line per process if ``labels`` are known; atomic write."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mplhep
 
     scores = np.asarray(scores, dtype=np.float64)
     edges = np.histogram_bin_edges(scores[np.isfinite(scores)], bins=60)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for name, picked in _groups(labels, len(scores)):
         counts, _ = np.histogram(scores[picked], bins=edges)
         mplhep.histplot(counts, edges, ax=ax, label=f"{name} ({int(picked.sum())})")
@@ -146,7 +142,6 @@ def plot_score_distribution(
         ax.set_title(title)
     ax.legend(frameon=False)
     save_figure(fig, path)
-    plt.close(fig)
     return Path(path)
 
 

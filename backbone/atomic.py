@@ -36,6 +36,15 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
     return write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def new_figure(*grid: int, **subplots: Any) -> tuple[Any, Any]:
+    """A figure and its axes (``subplots`` as for ``plt.subplots``) made without pyplot: pyplot keeps
+    global state, so figures drawn from several threads at once (the chat app) would mix."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=subplots.pop("figsize", None))
+    return fig, fig.subplots(*grid, **subplots)
+
+
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save a matplotlib figure (PNG by the suffix) atomically."""
     with atomic_path(path) as tmp:

@@ -49,13 +49,9 @@ def evaluate_classifier(
 def plot_roc(reports: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
     """Rejection vs signal efficiency of one report (from `evaluate_classifier`) or of several,
     given as {legend label: report}; written atomically to `path` (format from its suffix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     curves = {"": reports} if "roc" in reports else dict(reports)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = atomic.new_figure(figsize=(5.5, 4.5))
     for label, report in curves.items():
         eps_s, eps_b = np.asarray(report["roc"]["eps_s"]), np.asarray(report["roc"]["eps_b"])
         drawn = eps_b > 0  # 1/eps_B is unbounded where no background passes
@@ -70,14 +66,4 @@ def plot_roc(reports: Mapping[str, Any], path: str | Path, title: str | None = N
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)
-    return save_figure(fig, path)
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Saves (atomically) and closes a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    try:
-        return atomic.save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return atomic.save_figure(fig, path)

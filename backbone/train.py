@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from backbone.atomic import save_figure
+from backbone.atomic import new_figure, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -293,13 +293,9 @@ class Trainer:
 
 
 def plot_loss_curve(history: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     ax.plot(steps, [r["loss"] for r in history], lw=0.8, alpha=0.5, label="loss")
     window = max(1, len(steps) // 50)
     if window > 1:
@@ -309,4 +305,3 @@ def plot_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     ax.set_ylabel("loss")
     ax.legend(frameon=False)
     save_figure(fig, path)
-    plt.close(fig)

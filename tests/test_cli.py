@@ -97,7 +97,7 @@ def test_catalog_names_lineage_and_delete_confirmation(tmp_path):
 
 def test_main_job_demo(workspace, capsys):
     """The README's main command on embedded defaults (small sample): summary, plot, similar jets."""
-    assert main(["demo", "--n-jets", "50", "--workers", "1"]) == 0
+    assert main(["demo", "--n-jets", "50", "--workers", "1", "--no-serve"]) == 0
     out = capsys.readouterr().out
     assert "qcd: 10, top: 10, wqq: 10, zqq: 10, hbb: 10" in out
     assert "nearest jets are top jets" in out

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from backbone.data.errors import DataError, GenerationError
 from backbone.data.schema import PROCESSES
-from tools.catalog import CatalogError
+from tools.catalog import Catalog, CatalogError
 from tools.registry import ToolError
 from tools.result import ToolResult
 
@@ -114,6 +114,21 @@ def cmd_list(args: argparse.Namespace) -> ToolResult:
     from tools.registry import list_artifacts
 
     return list_artifacts(args.kind)
+
+
+def cmd_remove(args: argparse.Namespace) -> ToolResult:
+    """Forget an artifact; only a person can do this (the agent has no such tool), and only after
+    typing its name again (or --yes in scripts)."""
+    catalog = Catalog()
+    art = catalog.get(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CatalogError(f"removing {args.name!r} needs confirmation: run in a terminal, or add --yes")
+        typed = input(f"Remove {art.kind} {art.name!r} from the catalog (files stay in {art.path})? Type its name: ")
+        if typed.strip() != art.name:
+            return ToolResult(text="Not removed (the name did not match).")
+    catalog.remove(args.name, confirm=True)
+    return ToolResult(text=f"Removed {art.kind} {art.name!r} from the catalog; its files remain in {art.path}.")
 
 
 def cmd_pretrain(args: argparse.Namespace) -> ToolResult:
@@ -250,9 +265,37 @@ def cmd_anomaly(args: argparse.Namespace) -> ToolResult:
 
 
 def cmd_demo(args: argparse.Namespace) -> ToolResult:
-    from tools.demo import run_demo
+    from tools.demo import run_demo, serve_demo
 
-    return run_demo(n_jets=args.n_jets, workers=args.workers)
+    result = run_demo(n_jets=args.n_jets, workers=args.workers)
+    if args.no_serve:
+        return result
+    serve_demo(result, host=args.host, port=args.port, auth=args.auth, max_upload_mb=args.max_upload_mb)
+    return ToolResult(text="The chat app has stopped.")
+
+
+def cmd_serve(args: argparse.Namespace) -> ToolResult:
+    from agent.app import serve
+    from agent.cli import backend_from
+
+    upload_bytes = args.max_upload_mb * 1024**2
+    # backend: the LLM each new browser session starts with (each session may switch in the app)
+    serve(host=args.host, port=args.port, auth=args.auth, max_upload_bytes=upload_bytes, backend=backend_from(args))
+    return ToolResult(text="The chat app has stopped.")
+
+
+def _user_password(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not (sep and user and password):
+        raise argparse.ArgumentTypeError("expected USER:PASSWORD")
+    return user, password
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: reachable from other machines)")
+    p.add_argument("--port", type=_positive_int, default=7860)
+    p.add_argument("--auth", type=_user_password, default=None, metavar="USER:PASSWORD", help="ask for a password")
+    p.add_argument("--max-upload-mb", type=_positive_int, default=2048, help="largest jet file one may upload")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,12 +457,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("allow-path", cmd_allow_path, "let the tools (and the agent) read files under a folder")
     p.add_argument("folder")
 
+    p = add("remove", cmd_remove, "forget an artifact (asks you to type its name; files stay on disk)")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="no question (for scripts)")
+
     p = add("list", cmd_list, "list the artifacts in the workspace catalog")
     p.add_argument("--kind", default=None, choices=["dataset", "model", "embedding", "index", "plot", "job"])
 
-    p = add("demo", cmd_demo, "the main job: generate a small mixed sample, summarise it, plot it")
+    p = add("demo", cmd_demo, "the main job: generate a small mixed sample, summarise it, search it, open the chat app")
     p.add_argument("--n-jets", type=_positive_int, default=1000)
     p.add_argument("--workers", type=_positive_int, default=2)
+    p.add_argument("--no-serve", action="store_true", help="stop after the sample and searches (no chat app)")
+    _serve_options(p)
+
+    from agent.cli import register as register_agent
+
+    register_agent(sub, add)
+
+    p = add("serve", cmd_serve, "the chat app (Gradio): chat with the agent, search jets, add datasets")
+    _serve_options(p)
+    from agent.cli import backend_options
+
+    backend_options(p)
     return parser
 
 

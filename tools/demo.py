@@ -1,7 +1,8 @@
 """The main job on embedded defaults (the README's first command). It grows as capabilities land:
 a small mixed sample of all five classes (Pythia 8 + FastJet), its summary and jet-mass plot, then
 the shipped backbone embeds it, a FAISS index finds the jets most like a top jet, and the shipped
-jet-text alignment finds jets from a description in words."""
+jet-text alignment finds jets from a description in words. ``jetfm demo`` then opens the chat app on
+the same workspace (``serve_demo``); ``--no-serve`` stops after the searches."""
 
 from __future__ import annotations
 
@@ -41,3 +42,21 @@ def run_demo(n_jets: int = 1000, workers: int = 2, seed: int = 1) -> ToolResult:
         data={"dataset": name, "summary": summary.data, "similar": similar.data, "text_search": found.data},
         plots=plot.plots,
     )
+
+
+def serve_demo(
+    result: ToolResult,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    max_upload_mb: int = 2048,
+) -> None:
+    """The demo's last step: the chat app over the sample just made, on the embedded LLM (blocks
+    until Ctrl-C). agent/ sits above tools/, so it is imported here, only when the step runs."""
+    print(result.text)
+    for plot in result.plots:
+        print(f"plot: {plot}")
+    print("\nStarting the chat app (Gradio) on the shipped backbone, alignment and embedded LLM...")
+    from agent.app import serve
+
+    serve(host=host, port=port, auth=auth, max_upload_bytes=max_upload_mb * 1024**2)

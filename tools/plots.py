@@ -6,8 +6,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from matplotlib import patches
 
-from backbone.atomic import save_figure
+from backbone.atomic import new_figure, save_figure
 from backbone.data.schema import PROCESS_TITLES
 
 # observable -> (axis label, bins, low, high)
@@ -22,14 +23,6 @@ OBSERVABLE_AXES: dict[str, tuple[str, int, float, float]] = {
 }
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_by_class(
     values_by_class: dict[str, np.ndarray],
@@ -42,9 +35,8 @@ def plot_by_class(
     import hist
     import mplhep
 
-    plt = _pyplot()
     label, bins, lo, hi = OBSERVABLE_AXES[observable]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = new_figure(figsize=(6.4, 4.8))
     hists, labels = [], []
     for process, values in values_by_class.items():
         values = np.asarray(values, dtype=np.float64)
@@ -63,7 +55,6 @@ def plot_by_class(
     if title:
         ax.set_title(title, fontsize=10)
     out = save_figure(fig, path)
-    plt.close(fig)
     return out
 
 
@@ -73,18 +64,17 @@ def plot_jet_image(
     """One jet in the (delta eta, delta phi) plane: a circle per constituent, area and colour by pT."""
     from matplotlib.colors import LogNorm
 
-    plt = _pyplot()
     pt = np.asarray(pt, dtype=np.float64)
     order = np.argsort(-pt)  # hardest first, so the soft ones stay visible on top of them
     deta, dphi, pt = np.asarray(deta)[order], np.asarray(dphi)[order], pt[order]
-    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    fig, ax = new_figure(figsize=(5.6, 4.8))
     # Area proportional to the pT share, so the hard prongs stand out against the soft spray.
     sizes = 20.0 + 2000.0 * pt / max(float(pt.sum()), 1e-9)
     norm = LogNorm(vmin=max(pt.min(), 1e-3), vmax=max(pt.max(), 1e-2))
     style = {"cmap": "viridis", "alpha": 0.75, "edgecolors": "black", "linewidths": 0.4}
     points = ax.scatter(deta, dphi, s=sizes, c=pt, norm=norm, **style)
     fig.colorbar(points, ax=ax, label=r"Constituent $p_T$ [GeV]")
-    ax.add_patch(plt.Circle((0.0, 0.0), radius, fill=False, linestyle="--", color="grey"))
+    ax.add_patch(patches.Circle((0.0, 0.0), radius, fill=False, linestyle="--", color="grey"))
     ax.set_xlim(-radius * 1.1, radius * 1.1)
     ax.set_ylim(-radius * 1.1, radius * 1.1)
     ax.set_aspect("equal")
@@ -92,5 +82,4 @@ def plot_jet_image(
     ax.set_ylabel(r"$\Delta\phi$ to the jet axis")
     ax.set_title(title, fontsize=10)
     out = save_figure(fig, path)
-    plt.close(fig)
     return out

@@ -235,7 +235,9 @@ class SearchTextArgs(ToolArgs):
 
 class SearchSimilarArgs(ToolArgs):
     dataset: DatasetName = Field(description="dataset holding the query jet")
-    index: IndexName = Field(description="index to search (see build_index)")
+    index: IndexName | None = Field(
+        None, description="index to search (see build_index); omit for the latest index built over the dataset"
+    )
     k: int = Field(10, ge=1, le=1000, description="number of similar jets to return")
     entry: int = Field(0, ge=0, description="the query jet's number in the dataset, from 0")
     mass_min: float | None = Field(None, ge=0.0, description="keep only jets with mass above this [GeV]")

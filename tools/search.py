@@ -102,9 +102,21 @@ def query_vector(model: str, path: str, entry: int = 0) -> tuple[np.ndarray, dic
     return vector, {"file": path, "entry": entry, "mass": float(tensors.mass[0]), "pt": float(tensors.pt[0])}
 
 
+def latest_index(dataset: str, catalog: Catalog | None = None) -> str:
+    """The most recent index built over ``dataset`` (its lineage names the dataset)."""
+    catalog = catalog or Catalog()
+    found = [a for a in catalog.list("index") if dataset in a.parents]
+    if not found:
+        raise RetrievalError(
+            f"no index over {dataset!r} yet; build one first (build_index with dataset={dataset!r}), "
+            "then search again"
+        )
+    return max(found, key=lambda a: a.created).name
+
+
 def search_similar(
     dataset: str | None,
-    index: str,
+    index: str | None = None,
     entry: int = 0,
     k: int = 10,
     mass_min: float | None = None,
@@ -118,6 +130,10 @@ def search_similar(
     windows and labels. The query is jet number ``entry`` of ``dataset`` (itself excluded), or, with
     ``query_file``, entry ``entry`` of any jet file: a jet given as its constituents."""
     catalog = Catalog()
+    if index is None:
+        if dataset is None:
+            raise RetrievalError("give the index to search, or the dataset whose latest index to use")
+        index = latest_index(dataset, catalog)
     jet_index, meta = _load_index(index, catalog)
     model = meta["embedding_model"]
     if query_file is not None:

@@ -20,7 +20,7 @@ import torch
 import vector
 from torch import Tensor
 
-from backbone.atomic import save_figure
+from backbone.atomic import new_figure, save_figure
 from backbone.data.jets import JetSelection, delta_phi, substructure
 from backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES
 from backbone.pretrain.ntp import NextTokenObjective
@@ -257,14 +257,10 @@ def _density(histogram: Any) -> list[float]:
 def plot_sample_comparison(comparison: dict[str, Any], path: str | Path) -> Path:
     """PNG of each observable in `comparison` (from `compare_samples`): sampled and reference
     densities overlaid, their ratio below, and the Wasserstein-1 distance in the legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mplhep
 
     observables = comparison["observables"]
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         2,
         len(observables),
         figsize=(4.6 * len(observables), 4.8),
@@ -295,5 +291,4 @@ def plot_sample_comparison(comparison: dict[str, Any], path: str | Path) -> Path
         ratio.set_ylabel("sampled / ref.")
         ratio.set_xlabel(obs["label"])
     save_figure(fig, path)
-    plt.close(fig)
     return Path(path)
