@@ -29,10 +29,12 @@ _UNITS = {
 }
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _SUFFIX = {"k": 1000, "m": 1_000_000}
-# A number not glued to letters before it (tau21, run2 and H->bb's digits are names, not numbers).
+# A number not glued to a word before it (tau21, run2, wz-6k are names, not numbers); "600-700" is
+# a range of two numbers.
 _NUMBER = re.compile(
-    r"(?<![A-Za-z0-9_.\-])(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s?([kKmM](?![a-zA-Z])|TeV|tev)?(?:st|nd|rd|th)?"
+    r"(?<![A-Za-z0-9_.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s?([kKmM](?![a-zA-Z])|TeV|tev)?(?:st|nd|rd|th)?"
 )
+_JOB_ID = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
 _WORDS = re.compile(
     r"\b((?:a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty)"
     r"(?:\s+(?:hundred|thousand|million))+|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty))\b",
@@ -42,6 +44,7 @@ _WORDS = re.compile(
 
 def numbers_in(text: str) -> list[float]:
     """The numbers in ``text``, in order of appearance (duplicates kept once)."""
+    text = _JOB_ID.sub(" ", text)  # a job id's digits are not quantities
     found: list[tuple[int, float]] = []
     for m in _NUMBER.finditer(text):
         value = float(m.group(1).replace(",", ""))

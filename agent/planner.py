@@ -35,6 +35,22 @@ def catalog_context() -> PlanContext:
     return PlanContext(datasets=of("dataset"), models=of("model") + shipped_models(), indexes=of("index"), jobs=jobs)
 
 
+def screen(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A plan as it may run: a call that would read outside the workspace and the folders the user
+    registered makes the whole request unsafe, so nothing of it is planned (the tool would refuse
+    that call anyway; refusing the plan keeps its other steps from running half a request)."""
+    from tools.safety import PathNotAllowed, confine_path
+
+    for call in calls:
+        path = call["args"].get("path")
+        if call["tool"] == "import_dataset" and isinstance(path, str):
+            try:
+                confine_path(path)
+            except PathNotAllowed:
+                return []
+    return calls
+
+
 class RouterPlanner:
     """The schema-constrained router on a local causal LM (embedded SmolLM2 or a HF folder)."""
 
@@ -48,7 +64,7 @@ class RouterPlanner:
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
         result = self.router.plan(request, context if context is not None else catalog_context())
         self.decision_seconds = result.decision_seconds
-        return result.calls
+        return screen(result.calls)
 
 
 DRY_RUN_NOTE = "dry run: the tool was not executed; assume it succeeded and go on with the next step, if any"
@@ -86,7 +102,7 @@ class OpenAIPlanner:
             for tc in reply.tool_calls:
                 calls.append({"tool": tc["name"], "args": dict(tc["args"])})
                 messages.append(ToolMessage(DRY_RUN_NOTE, tool_call_id=tc["id"]))
-        return calls[: self.max_calls]
+        return screen(calls[: self.max_calls])
 
 
 def make_planner(backend: str = "embedded", **kwargs: Any) -> Planner:

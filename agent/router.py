@@ -72,36 +72,43 @@ class _Decoder:
         self.commit_ids(self.ids(text))
 
     @torch.no_grad()
-    def score(self, candidates: list[str]) -> list[float]:
-        """Log-likelihood of each candidate continuation of the committed text."""
+    def score(self, candidates: list[str], then: list[int] | None = None) -> list[float]:
+        """Log-likelihood of each candidate continuation of the committed text. With ``then`` (the
+        first tokens of whatever may follow), the candidate must also end there: without it "300"
+        would always beat "3000", and "tq" would beat "tq5k", since a prefix is never less likely."""
         toks = [self.ids(c) for c in candidates]
         first = [float(self.logprobs[t[0]]) for t in toks]
         width = max(len(t) for t in toks)
-        if width == 1:
+        if width == 1 and then is None:
             return first
         n = len(toks)
         pad = toks[0][0]
-        x = torch.tensor([t[:-1] + [pad] * (width - len(t)) for t in toks], device=self.device)
+        x = torch.tensor([t + [pad] * (width - len(t)) for t in toks], device=self.device)
         cache = copy.deepcopy(self.cache)
         cache.batch_repeat_interleave(n)
-        mask = torch.ones((n, self.length + width - 1), dtype=torch.long, device=self.device)
+        mask = torch.ones((n, self.length + width), dtype=torch.long, device=self.device)
         logits = self.model(input_ids=x, past_key_values=cache, attention_mask=mask, use_cache=True).logits
         logp = torch.log_softmax(logits.float(), -1)
         scores = []
         for i, t in enumerate(toks):
-            rest = sum(float(logp[i, j, t[j + 1]]) for j in range(len(t) - 1))
-            scores.append(first[i] + rest)
+            score = first[i] + sum(float(logp[i, j, t[j + 1]]) for j in range(len(t) - 1))
+            if then is not None:
+                score += float(torch.logsumexp(logp[i, len(t) - 1, then], 0))
+            scores.append(score)
         return scores
 
-    def choose(self, candidates: list[str]) -> int:
-        scores = self.score(candidates)
+    def choose(self, candidates: list[str], then: list[int] | None = None) -> int:
+        scores = self.score(candidates, then)
         return max(range(len(candidates)), key=scores.__getitem__)
 
     @torch.no_grad()
-    def free_text(self, banned: torch.Tensor, stop_id: int) -> str:
-        """Greedy text up to the closing quote (committed), never crossing a line or a quote."""
+    def free_text(self, banned: torch.Tensor, stop_id: int, closes: torch.Tensor) -> str:
+        """Greedy text up to the closing quote (committed), never crossing a line. The text also
+        ends where the model's own first choice would close the quote with a merged token (``",``)."""
         out: list[int] = []
         for _ in range(MAX_TEXT_TOKENS):
+            if out and bool(closes[int(torch.argmax(self.logprobs))]):
+                break
             logp = self.logprobs.masked_fill(banned, float("-inf"))
             if not out:  # an empty string is never what a request means
                 logp[stop_id] = float("-inf")
@@ -129,6 +136,8 @@ class Router:
         vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
         texts = [tok.convert_tokens_to_string([t]) for t in vocab]
         self._banned = torch.tensor(['"' in s or "\n" in s or s == "" for s in texts])
+        self._closes = torch.tensor(['"' in s for s in texts])
+        self._spaced = torch.tensor([any(c.isspace() for c in s) for s in texts])
         quote = tok('"', add_special_tokens=False)["input_ids"]
         if len(quote) != 1:
             raise ValueError("the router needs a tokenizer with a single token for '\"'")
@@ -136,7 +145,9 @@ class Router:
         for special in (tok.eos_token_id, tok.bos_token_id, tok.pad_token_id):
             if special is not None:
                 self._banned[special] = True
-        self._banned = self._banned.to(next(lm.model.parameters()).device)
+        self._banned[self._quote] = False  # the closing quote ends the text (see free_text)
+        device = next(lm.model.parameters()).device
+        self._banned, self._closes, self._spaced = (t.to(device) for t in (self._banned, self._closes, self._spaced))
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -232,7 +243,9 @@ class Router:
     def _value(self, dec: _Decoder, f: FieldSpec, cands: list[Any], tool: str, args: dict[str, Any]) -> Any:
         if f.kind in ("text", "text_list"):
             dec.commit('"')
-            text = dec.free_text(self._banned, self._quote)
+            # a file path has no spaces: the path ends where the model would start a new word
+            banned = self._banned | self._spaced if f.name == "path" else self._banned
+            text = dec.free_text(banned, self._quote, self._closes)
             if f.kind == "text_list":
                 return [p.strip() for p in text.split(TEXT_LIST_SEP) if p.strip()]
             return text
@@ -242,11 +255,19 @@ class Router:
             value = cands[0]
         else:
             texts = [c if f.kind == "enum_list" else value_segments(f, c)[0] for c in cands]
-            value = cands[dec.choose(texts)]
+            value = cands[dec.choose(texts, then=self._followers(dec, tool, f))]
         segs = value_segments(f, [value] if f.kind == "enum_list" else value)
         for seg in segs:
             dec.commit(seg)
         return [value] if f.kind == "enum_list" else value
+
+    def _followers(self, dec: _Decoder, tool: str, f: FieldSpec) -> list[int]:
+        """First tokens of every segment that may follow a value of ``f``: another argument, the
+        next list item, or the end of the call."""
+        segs = [f" {g.name}=" for g in tool_fields(tool)] + [CALL_PREFIX]
+        if f.kind == "enum_list":
+            segs += [LIST_SEP + o for o in f.options]
+        return sorted({dec.ids(seg)[0] for seg in segs})
 
     def _values(
         self, f: FieldSpec, tool: str, request: str, context: PlanContext, made: dict[str, list[str]]

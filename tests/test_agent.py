@@ -299,3 +299,18 @@ def test_removing_an_artifact_needs_the_user_to_confirm(monkeypatch, capsys, wor
     assert main(["remove", "old-sample", "--yes"]) == 0
     assert Catalog().find("old-sample") is None
     assert "remove" not in " ".join(TOOLS)  # the agent has no way to delete
+
+
+def test_plans_that_would_read_outside_the_workspace_are_refused(workspace, tmp_path):
+    from agent.planner import screen
+    from tools.safety import allow_path
+
+    inside = [{"tool": "import_dataset", "args": {"path": "data/TTBar_000.root", "name": "tt"}}]
+    assert screen(inside) == inside  # relative: inside the workspace
+    for path in ("/etc/passwd", "../../../../root/.ssh/id_rsa", str(tmp_path / "elsewhere" / "x.h5")):
+        plan = [{"tool": "import_dataset", "args": {"path": path, "name": "x"}}, {"tool": "list_artifacts", "args": {}}]
+        assert screen(plan) == []
+    (tmp_path / "elsewhere").mkdir()
+    allow_path(tmp_path / "elsewhere")  # the user registers the folder: now it may be planned
+    ok = [{"tool": "import_dataset", "args": {"path": str(tmp_path / "elsewhere" / "x.h5"), "name": "x"}}]
+    assert screen(ok) == ok
