@@ -40,6 +40,8 @@ from agent.numbers import numbers_in
 MAX_CALLS = 4
 MAX_TEXT_TOKENS = 48
 _NAME_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*[A-Za-z0-9_]|[A-Za-z0-9]")
+# A file or folder as people type it: with a slash, or a name with a jet-file extension.
+_PATH = re.compile(r"[\w~.\-]*/[\w~./\-]*[\w/]|[\w.\-]+\.(?:root|h5|hdf5|parquet)\b")
 _JOB = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
 _STOPWORDS = {"a", "an", "the", "of", "in", "on", "to", "for", "and", "or", "with", "it", "is", "me", "my", "i"}
 
@@ -243,6 +245,11 @@ class Router:
     def _value(self, dec: _Decoder, f: FieldSpec, cands: list[Any], tool: str, args: dict[str, Any]) -> Any:
         if f.kind in ("text", "text_list"):
             dec.commit('"')
+            if cands:  # a file path is copied from the request, never made up
+                path = cands[dec.choose(cands, then=[self._quote])] if len(cands) > 1 else cands[0]
+                dec.commit(path)
+                dec.commit('"')
+                return path
             # a file path has no spaces: the path ends where the model would start a new word
             banned = self._banned | self._spaced if f.name == "path" else self._banned
             text = dec.free_text(banned, self._quote, self._closes)
@@ -282,6 +289,8 @@ class Router:
             if f.kind == "int":
                 values = [int(v) for v in values if float(v).is_integer()]
             return _unique(values, key=format_number)
+        if f.kind == "text" and f.name == "path":
+            return _unique(_PATH.findall(request))
         words = _name_words(request)
         if f.kind == "dataset":
             return _unique([*made["dataset"], *context.datasets, *words])

@@ -59,6 +59,6 @@ def test_embedded_agent_runs_the_tool_and_answers(tmp_path, monkeypatch, planner
     from agent.graph import ChatAgent
 
     monkeypatch.setenv("JETFM_HOME", str(tmp_path))
-    answer, calls = ChatAgent(BackendConfig(kind="embedded")).ask("what is in my workspace?")
+    answer, calls = ChatAgent(BackendConfig(kind="embedded")).ask("list my datasets")
     assert [c["tool"] for c in calls] == ["list_artifacts"] and calls[0]["ok"]
-    assert "workspace is empty" in answer
+    assert "no artifacts of kind dataset yet" in answer
