@@ -251,7 +251,8 @@ def bench_load(sessions: int, fake: bool, dataset: str, n_jets: int, timeout: fl
     url = launch_app(app, port=None, block=False)
     requests = [r.format(dataset=dataset) for r in REQUESTS]
     try:
-        clients = [Client(url, verbose=False) for _ in range(sessions)]  # one browser session each
+        # download_files=False: the history goes back to the app as it came, files as file references
+        clients = [Client(url, verbose=False, download_files=False) for _ in range(sessions)]  # one per session
 
         def converse(i: int) -> dict[str, Any]:
             sent = [requests[(2 * i) % len(requests)], requests[(2 * i + 1) % len(requests)]]
