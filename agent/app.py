@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from agent.app_chat import BACKEND_KINDS, AgentPool, ChatSession, choose_backend, default_agent_factory, describe
+from agent.app_chat import BACKEND_KINDS, AgentPool, ChatSession, choose_backend, default_agent_factory
 from agent.app_chat import respond as chat_turn
 from agent.app_data import DEFAULT_MAX_UPLOAD_BYTES, human_size, job_details, jobs_table, register_upload
 from agent.app_search import AUTO_INDEX, SearchTab, dataset_names, index_names
@@ -229,7 +229,7 @@ def serve(
     app = build_app(pool=pool, default_backend=backend, max_upload_bytes=max_upload_bytes)
     pool.warm(backend)  # the page is usable while the model loads; the first message waits for it
     shown = "localhost" if host in ("127.0.0.1", "localhost") else host
-    print(f"Loading the LLM ({describe(backend)}) in the background...")
+    print(f"Loading the LLM ({backend.describe()}) in the background...")
     if host not in ("127.0.0.1", "localhost", "::1") and auth is None:
         print(f"Warning: serving on {host} without a password; anyone who can reach it can use it (see --auth).")
     url = launch_app(app, host, port, auth, max_upload_bytes, block=False)

@@ -32,14 +32,6 @@ _HIDDEN_COLUMNS = {"file", "path", "log", "created", "updated", "started", "fini
 Message = dict[str, Any]
 
 
-def describe(backend: BackendConfig) -> str:
-    if backend.kind == "openai":
-        return f"`{backend.model}` at {backend.base_url}"
-    if backend.kind == "hf":
-        return f"the local model {backend.path}"
-    return "the embedded SmolLM2-135M-Instruct"
-
-
 def default_agent_factory(backend: BackendConfig) -> Conversational:
     """The real agent, imported only when first needed (LangChain and the model are heavy)."""
     from agent.graph import ChatAgent
@@ -80,7 +72,7 @@ class AgentPool:
             try:
                 self.get(backend)
             except Exception as err:  # the chat says so again on the first message
-                log.warning("could not start the LLM (%s): %s", describe(backend), err)
+                log.warning("could not start the LLM (%s): %s", backend.describe(), err)
 
         thread = threading.Thread(target=load, name="jetfm-llm-warmup", daemon=True)
         thread.start()
@@ -88,12 +80,12 @@ class AgentPool:
 
     def status(self, backend: BackendConfig) -> str:
         if backend in self._agents:
-            return f"LLM: {describe(backend)}, ready."
+            return f"LLM: {backend.describe()}, ready."
         if backend in self._errors:
-            return f"LLM: {describe(backend)} could not start ({self._errors[backend]})."
+            return f"LLM: {backend.describe()} could not start ({self._errors[backend]})."
         if backend in self._locks:
-            return f"LLM: loading {describe(backend)}..."
-        return f"LLM: {describe(backend)}, loaded on the first message."
+            return f"LLM: loading {backend.describe()}..."
+        return f"LLM: {backend.describe()}, loaded on the first message."
 
 
 @dataclass
@@ -261,7 +253,7 @@ def choose_backend(kind: str, base_url: str, model: str, api_key: str, session: 
         return f"Unknown backend {kind!r}; choose one of {', '.join(BACKEND_KINDS)}.", session
     if kind == "embedded":
         session.backend = BackendConfig()
-        return f"This session now talks to {describe(session.backend)}.", session
+        return f"This session now talks to {session.backend.describe()}.", session
     base_url, model = (base_url or "").strip(), (model or "").strip()
     if not base_url.startswith(("http://", "https://")):
         return "Give the server's URL, starting with http:// or https:// (e.g. http://localhost:8000/v1).", session
@@ -271,5 +263,5 @@ def choose_backend(kind: str, base_url: str, model: str, api_key: str, session: 
     try:
         check_server(session.backend)
     except BackendUnavailable as err:
-        return f"**Warning**: this session now uses {describe(session.backend)}, but {err}.", session
-    return f"This session now talks to {describe(session.backend)}.", session
+        return f"**Warning**: this session now uses {session.backend.describe()}, but {err}.", session
+    return f"This session now talks to {session.backend.describe()}.", session

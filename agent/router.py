@@ -28,6 +28,7 @@ from agent.callformat import (
     FieldSpec,
     PlanContext,
     auto_name,
+    call_segments,
     format_number,
     prompt_text,
     router_tools,
@@ -173,7 +174,7 @@ class Router:
         dec = _Decoder(self.lm, prompt_text(request, context))
         made: dict[str, list[str]] = {"dataset": [], "model": [], "index": []}
         for call in done:
-            for seg in _segments(call):
+            for seg in call_segments(call["tool"], call["args"]):
                 dec.commit(seg)
             _record(call, made)
         if len(done) >= MAX_CALLS:
@@ -306,12 +307,6 @@ class Router:
             taken = set(context.datasets) | set(context.models)
             return [w for w in _unique(words) if w not in taken]
         return []
-
-
-def _segments(call: dict[str, Any]) -> list[str]:
-    from agent.callformat import call_segments
-
-    return call_segments(call["tool"], call["args"])
 
 
 def _record(call: dict[str, Any], made: dict[str, list[str]]) -> None:

@@ -252,11 +252,6 @@ class Sampler:
 # --- one generator per tool: (sampler, context) -> (request, args) ---------------------------
 
 
-def _ctx(s: Sampler, target: str | None = None, n: int | None = None) -> tuple[list[str], str]:
-    names = s.names(n if n is not None else s.rng.randrange(1, 6), [target] if target else [])
-    return names, target or names[0]
-
-
 def _dataset_ref(s: Sampler, ctx: PlanContext) -> tuple[str, str]:
     """A dataset reference: by name (usually) or 'it'/'the sample' meaning the most recent one."""
     name = s.pick(ctx.datasets)

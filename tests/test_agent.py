@@ -314,3 +314,13 @@ def test_plans_that_would_read_outside_the_workspace_are_refused(workspace, tmp_
     allow_path(tmp_path / "elsewhere")  # the user registers the folder: now it may be planned
     ok = [{"tool": "import_dataset", "args": {"path": str(tmp_path / "elsewhere" / "x.h5"), "name": "x"}}]
     assert screen(ok) == ok
+
+
+def test_a_name_still_being_made_by_a_job_is_explained(workspace):
+    from agent.tools import run_for_agent
+    from tools.jobs import JobStore
+
+    job = JobStore().create("generate_dataset", {"name": "tq5k", "processes": ["top", "qcd"], "n_jets": 5000})
+    text, artifact = run_for_agent("describe_dataset", {"dataset": "tq5k"})
+    assert not artifact["ok"] and "no dataset named 'tq5k'" in text
+    assert f"still being made by job {job.id}" in text

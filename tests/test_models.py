@@ -9,8 +9,11 @@ import pytest
 pytest.importorskip("pythia8mc")
 
 from backbone.pretrain.base import load_objective  # noqa: E402
+from retrieval.index import RetrievalError  # noqa: E402
 from tools.catalog import Catalog  # noqa: E402
 from tools.cli import main  # noqa: E402
+from tools.registry import run_tool  # noqa: E402
+from tools.search import latest_index  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +114,11 @@ def test_embed_index_similar_anomaly(workspace, capsys):
     found = json.loads(capsys.readouterr().out)["results"]
     assert len(found) == 5 and all(r["id"] != 3 for r in found)
     assert [r["similarity"] for r in found] == sorted((r["similarity"] for r in found), reverse=True)
+    # no index named: the latest index built over the dataset
+    latest = run_tool("search_similar", {"dataset": "mini", "entry": 3, "k": 5})
+    assert [r["id"] for r in latest.data["results"]] == [r["id"] for r in found]
+    with pytest.raises(RetrievalError, match="build one first"):
+        latest_index("not-indexed")
     shard = sorted((workspace / "datasets" / "mini").glob("top-*.root"))[0]
     assert main(["similar", "--query-file", str(shard), "--entry", "2", "--index", "idx", "-k", "4", "--json"]) == 0
     by_file = json.loads(capsys.readouterr().out)["results"]
