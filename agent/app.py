@@ -6,19 +6,30 @@ agent/app_search.py and agent/app_data.py, over the same tools the CLI uses."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
-from agent.app_chat import BACKEND_KINDS, AgentPool, ChatSession, choose_backend, default_agent_factory
-from agent.app_chat import respond as chat_turn
-from agent.app_data import DEFAULT_MAX_UPLOAD_BYTES, human_size, job_details, jobs_table, register_upload
-from agent.app_search import AUTO_INDEX, SearchTab, dataset_names, index_names
-from agent.backends import BackendConfig
-from agent.events import Conversational
-from tools.workspace import workspace_root
+from jetfm.agent import remote
+from jetfm.agent.app_chat import (
+    BACKEND_KINDS,
+    AgentPool,
+    ChatSession,
+    ask_with,
+    choose_backend,
+    default_agent_factory,
+    plan_with,
+)
+from jetfm.agent.app_chat import respond as chat_turn
+from jetfm.agent.app_data import DEFAULT_MAX_UPLOAD_BYTES, human_size, job_details, jobs_table, register_upload
+from jetfm.agent.app_search import AUTO_INDEX, SearchTab, dataset_names, index_names
+from jetfm.agent.backends import BackendConfig
+from jetfm.agent.events import Conversational
+from jetfm.errors import UsageError
+from jetfm.tools.workspace import workspace_root
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +193,16 @@ def build_app(
         # Data & settings.
         register.click(upload, [file, name, dataset], [upload_status, dataset], api_name="upload")
         apply.click(choose_backend, [kind, url, model, key, session], [backend_status, session], api_name="backend")
+
+        # For `jetfm ask` (agent/remote.py): the model this app has loaded plans or answers a request.
+        def plan_request(request: str) -> dict[str, Any]:
+            return plan_with(pool.get(default_backend), request)
+
+        def ask_request(request: str) -> dict[str, Any]:
+            return ask_with(pool.get(default_backend), request)
+
+        gr.api(plan_request, api_name="plan", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
+        gr.api(ask_request, api_name="ask", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
     return app
 
 
@@ -209,7 +230,7 @@ def launch_app(
             theme=gr.themes.Soft(),
         )
     except OSError as err:
-        raise ValueError(f"cannot serve on {host}:{port} ({err}); choose another --port") from None
+        raise UsageError(f"cannot serve on {host}:{port} ({err}); choose another --port") from None
     if block:
         app.block_thread()
     return url
@@ -235,4 +256,10 @@ def serve(
     url = launch_app(app, host, port, auth, max_upload_bytes, block=False)
     print(f"The jetfm chat app is ready at http://{shown}:{port}/ (workspace {workspace_root()}); Ctrl-C stops it.")
     log.debug("gradio reports %s", url)
-    app.block_thread()
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+    remote.announce(f"http://{local}:{port}/", auth=auth is not None)  # `jetfm ask` finds the loaded model here
+    atexit.register(remote.withdraw)
+    try:
+        app.block_thread()
+    finally:
+        remote.withdraw()

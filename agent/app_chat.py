@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.backends import BackendConfig, BackendUnavailable, check_server
-from agent.events import Answer, Conversational, ToolFinished, ToolStarted
-from agent.llm import LLMUnavailable
-from tools.safety import clean_text
-from tools.search import label_name
+from jetfm.agent.backends import BackendConfig, BackendUnavailable, check_server
+from jetfm.agent.events import Answer, Conversational, ToolFinished, ToolStarted
+from jetfm.agent.llm import LLMUnavailable
+from jetfm.tools.safety import clean_text
+from jetfm.tools.search import label_name
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ Message = dict[str, Any]
 
 def default_agent_factory(backend: BackendConfig) -> Conversational:
     """The real agent, imported only when first needed (LangChain and the model are heavy)."""
-    from agent.graph import ChatAgent
+    from jetfm.agent.graph import ChatAgent
 
     return ChatAgent(backend=backend)
 
@@ -241,6 +241,34 @@ def respond(
         if step["metadata"].get("status") == "pending":  # never leave a spinner running
             step["metadata"].update(status="done", log="interrupted")
     yield history
+
+
+# --- one request from `jetfm ask` (agent/remote.py) ----------------------------------------------------
+
+
+def plan_with(agent: Conversational, request: str) -> dict[str, Any]:
+    """What ``jetfm ask --dry-run`` prints, planned by an agent's loaded router (nothing runs)."""
+    from jetfm.agent.callformat import catalog_context
+    from jetfm.agent.planner import screen
+
+    router = getattr(getattr(agent, "chat_model", None), "router", None)
+    if router is None:
+        raise BackendUnavailable("this app's LLM is not the embedded router; plan with `jetfm ask --local`")
+    plan = router().plan(request, catalog_context())
+    return {"calls": screen(plan.calls), "question": plan.question, "decision_seconds": plan.decision_seconds}
+
+
+def ask_with(agent: Conversational, request: str) -> dict[str, Any]:
+    """One request answered by the app's agent, in a conversation of its own."""
+    answer, calls, plots = "", [], []
+    for event in agent.stream(request, uuid.uuid4().hex):
+        if isinstance(event, ToolStarted):
+            calls.append({"tool": event.tool, "args": event.args})
+        elif isinstance(event, ToolFinished):
+            plots += event.plots
+        elif isinstance(event, Answer):
+            answer = f"{answer}\n\n{event.text}".strip()
+    return {"answer": answer, "calls": calls, "plots": plots}
 
 
 # --- backend settings ----------------------------------------------------------------------------

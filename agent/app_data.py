@@ -7,13 +7,14 @@ import re
 import shutil
 from pathlib import Path
 
-from backbone.atomic import atomic_path
-from backbone.data.errors import DataError
-from backbone.data.readers import detect_format
-from tools.catalog import Catalog, CatalogError, validate_name
-from tools.jobs import list_jobs
-from tools.registry import ToolError, run_tool
-from tools.workspace import workspace_root
+from jetfm.backbone.atomic import atomic_path
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.readers import detect_format
+from jetfm.tools.catalog import Catalog, CatalogError, validate_name
+from jetfm.tools.jobs import list_jobs
+from jetfm.tools.registry import ToolError
+from jetfm.tools.run import run_tool
+from jetfm.tools.workspace import workspace_root
 
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
 UPLOADS_DIR = "uploads"
@@ -40,6 +41,7 @@ def register_upload(upload: str | None, name: str, max_bytes: int = DEFAULT_MAX_
         return "Choose a ROOT or HDF5 file to upload first."
     source = Path(upload)
     name = (name or "").strip() or _default_name(source.name)
+    uploads = workspace_root() / UPLOADS_DIR
     try:
         validate_name(name)
         if Catalog().find(name) is not None:
@@ -51,7 +53,7 @@ def register_upload(upload: str | None, name: str, max_bytes: int = DEFAULT_MAX_
                 "files next to the app and use `jetfm import`, or raise the limit with `jetfm serve --max-upload-mb`"
             )
         kind = detect_format(source)  # magic bytes: a renamed text file is refused before any copying
-        target = workspace_root() / UPLOADS_DIR / name / source.name
+        target = uploads / name / source.name
         free = shutil.disk_usage(workspace_root()).free
         if free < size:
             raise DataError(f"not enough disk space in the workspace for {human_size(size)} ({human_size(free)} free)")
@@ -63,8 +65,23 @@ def register_upload(upload: str | None, name: str, max_bytes: int = DEFAULT_MAX_
             shutil.rmtree(target.parent, ignore_errors=True)
             raise
     except (ToolError, DataError, CatalogError, OSError) as err:
-        return f"**Not registered**: {err}"
+        return f"**Not registered**: {as_user_file(str(err), source, uploads)}"
     return f"**Registered**: {result.text} ({kind}, {human_size(size)})"
+
+
+def as_user_file(message: str, source: Path, uploads: Path) -> str:
+    """``message`` with the server's paths of an upload (its temporary file, the copy in the
+    workspace and that copy's temporary name) written as the user's file name: they mean nothing
+    to the user, and tell a stranger where the server keeps its files."""
+    folders = {str(p) for f in (source.parent, uploads) for p in (f, f.resolve())}
+    for folder in sorted(folders, key=len, reverse=True):
+        quoted = re.escape(folder)
+        # The workspace copy (uploads/NAME/FILE) and the copy's temporary name (.STEM.PID.ID.tmpSUFFIX).
+        message = re.sub(quoted + r"/[^/]+/\.[^/]*?\.tmp" + re.escape(source.suffix), source.name, message)
+        message = message.replace(f"{folder}/{source.name}", source.name)
+        message = re.sub(quoted + r"/[^/\s'\"]+/" + re.escape(source.name), source.name, message)
+        message = message.replace(f"{folder}/", "")
+    return message
 
 
 # --- background jobs ---------------------------------------------------------------------------

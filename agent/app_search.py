@@ -8,12 +8,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from backbone.data.readers import count_jets
-from tools.catalog import Catalog
-from tools.datasets import dataset_files, show_jet
-from tools.models import DEFAULT_MODEL
-from tools.registry import ToolError, run_tool
-from tools.search import label_name
+from jetfm.backbone.data.readers import count_jets
+from jetfm.tools.catalog import Catalog
+from jetfm.tools.datasets import dataset_files, show_jet
+from jetfm.tools.models import DEFAULT_MODEL
+from jetfm.tools.registry import ToolError
+from jetfm.tools.run import run_tool
+from jetfm.tools.search import label_name
 
 AUTO_INDEX = "auto"  # use the dataset's index with the default backbone, built on first use
 
@@ -37,6 +38,11 @@ def caption(record: dict[str, Any]) -> str:
     )
 
 
+def miss_caption(record: dict[str, Any]) -> str:
+    """A nearest miss of a search: marked as one, with the conditions it breaks."""
+    return f"MISS (breaks {'; '.join(record['breaks'])}) · {caption(record)}"
+
+
 class JetImages:
     """Images of search hits, by (dataset, file, entry in file): show_jet draws each jet once."""
 
@@ -45,7 +51,7 @@ class JetImages:
         # pyplot keeps global state: two sessions drawing at once could mix their figures.
         self._lock = threading.Lock()
 
-    def gallery(self, dataset: str, records: list[dict[str, Any]]) -> Gallery:
+    def gallery(self, dataset: str, records: list[dict[str, Any]], miss: bool = False) -> Gallery:
         offsets = self._file_offsets(dataset)
         items = []
         for record in records:
@@ -56,7 +62,7 @@ class JetImages:
                     # show_jet numbers jets across the dataset's files in order; hits name file + entry.
                     path = show_jet(dataset, offsets[key[1]] + key[2]).data["path"]
                 self._paths[key] = path
-            items.append((path, caption(record)))
+            items.append((path, miss_caption(record) if miss else caption(record)))
         return items
 
     @staticmethod
@@ -86,18 +92,28 @@ class SearchTab:
         self.images = JetImages()
 
     def search_text(self, query: str, k: float, dataset: str | None) -> tuple[Gallery, dict[str, Any], str]:
-        """Gallery of the k best matches, the hits (for a click on one), and a status line."""
+        """Gallery of the k best matches, the hits (for a click on one), and a status line that says how
+        the query's conditions were read and how many jets met them."""
         if not (query or "").strip():
             return [], {}, "Type a description, e.g. *three-prong jets with mass near 175 GeV*."
         try:
             found = run_tool("search_text", {"query": query, "k": int(k), "dataset": dataset or None})
-            hits = {"dataset": found.data["dataset"], "records": found.data["results"]}
-            gallery = self.images.gallery(hits["dataset"], hits["records"])
+            records, misses = found.data["results"], found.data["misses"]
+            hits = {"dataset": found.data["dataset"], "records": records or misses}
+            if records:
+                gallery = self.images.gallery(hits["dataset"], records)
+            else:  # nothing met the conditions: the nearest misses, each captioned with what it breaks
+                gallery = self.images.gallery(hits["dataset"], misses, miss=True)
         except (ToolError, LookupError, ValueError, OSError) as err:
             return [], {}, f"**Could not search**: {err}"
-        status = (
-            f"{len(gallery)} jets of `{hits['dataset']}` matching *{query.strip()}*. Click a jet for its look-alikes."
-        )
+        summary = found.data["summary"]
+        if records:
+            status = f"{len(gallery)} jets of `{hits['dataset']}` matching *{query.strip()}* ({summary}). " \
+                     "Click a jet for its look-alikes."
+        else:
+            status = f"**No jet of `{hits['dataset']}` meets the conditions** of *{query.strip()}* ({summary}). " \
+                     f"Shown: the {len(gallery)} nearest misses, which break them."
+        status += "".join(f" ({note.capitalize()}.)" for note in found.data["notes"])
         if found.data["low_similarity"]:
             status += " (The query looks unrelated to jet physics: these are weak matches.)"
         return gallery, hits, status

@@ -20,10 +20,12 @@ import urllib.request
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from jetfm.errors import JetfmError
+
 BackendKind = Literal["embedded", "openai", "hf"]
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(JetfmError, RuntimeError):
     """The chosen LLM cannot be reached or loaded; the message says what to change."""
 
 
@@ -101,6 +103,6 @@ def make_chat_model(config: BackendConfig) -> Any:
             max_retries=1,
             temperature=0,
         )
-    from agent.chat_model import RouterChatModel
+    from jetfm.agent.chat_model import RouterChatModel
 
     return RouterChatModel(model_path=config.path if config.kind == "hf" else None)

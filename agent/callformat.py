@@ -3,10 +3,15 @@ by the training data and the decoder so that both see exactly the same token pie
 
     Datasets: run2, tq5k
     Models: jetfm-default
+    Before: describe_dataset dataset=run2
     Request: simulate 5k top and QCD jets and plot their mass
+    Found: class=top,qcd; observable=mass; number=5000 jets
     Call: generate_dataset processes=top,qcd n_jets=5000 name=top-qcd-5k
     Call: plot_observable dataset=top-qcd-5k observable=mass
     Call: end
+
+``Before:`` holds the calls of the conversation's previous turn and ``Found:`` what the request
+names, typed (agent/entities.py): the model binds those to arguments.
 
 A call is a list of *segments* (the tool name, each `` key=`` and each value); each segment is
 tokenized on its own, both when training and when decoding, so that a candidate scored at decoding
@@ -21,13 +26,19 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tools.registry import TOOLS, Tool
+from jetfm.agent.context import PlanContext
+from jetfm.agent.entities import Entities, extract, hint_line
+from jetfm.tools.registry import TOOLS, Tool
+
+__all__ = ["PlanContext"]  # defined in agent/context.py; imported from here by the planner and the tests
 
 END = "end"  # the tool name that closes a plan (alone: no tool fits the request)
 CALL_PREFIX = "\nCall:"
 LIST_SEP = ","
 TEXT_LIST_SEP = "|"
 MAX_CONTEXT_NAMES = 4  # artifacts shown in the prompt, most recent first
+MAX_CONTEXT_JOBS = 2
+MAX_PREVIOUS_CALLS = 2  # calls of the previous turn shown on the prompt's Before: line
 
 FieldKind = Literal[
     "enum",
@@ -53,17 +64,12 @@ class FieldSpec:
     required: bool
     default: Any
     options: tuple[str, ...] = ()  # enum values
+    bounds: tuple[tuple[str, float], ...] = field(default=())  # ("ge", 1), ("le", 1e7), ... from the schema
 
-
-@dataclass
-class PlanContext:
-    """The artifacts a request may refer to, most recent first (the catalog, plus what earlier calls
-    of the conversation created)."""
-
-    datasets: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    indexes: list[str] = field(default_factory=list)
-    jobs: list[str] = field(default_factory=list)
+    def accepts(self, value: float) -> bool:
+        """Whether a number lies within the schema's bounds (lr 256 does not)."""
+        ops = {"ge": value.__ge__, "gt": value.__gt__, "le": value.__le__, "lt": value.__lt__}
+        return all(ops[op](limit) for op, limit in self.bounds)
 
 
 _REF_FIELDS: dict[str, FieldKind] = {
@@ -106,10 +112,11 @@ def field_spec(tool: Tool, name: str) -> FieldSpec:
         return FieldSpec(name, "text_list", required, default)
     if ann is bool:
         return FieldSpec(name, "bool", required, default)
-    if ann is int:
-        return FieldSpec(name, "int", required, default)
-    if ann is float:
-        return FieldSpec(name, "float", required, default)
+    if ann in (int, float):
+        bounds = tuple(
+            (op, float(getattr(m, op))) for m in info.metadata for op in ("ge", "gt", "le", "lt") if hasattr(m, op)
+        )
+        return FieldSpec(name, "int" if ann is int else "float", required, default, bounds=bounds)
     if name == "name":
         return FieldSpec(name, "new_name", required, default)
     if name in _REF_FIELDS:
@@ -132,15 +139,30 @@ def router_tools() -> list[str]:
 # --- rendering --------------------------------------------------------------------------------
 
 
-def prompt_text(request: str, context: PlanContext | None = None) -> str:
+def prompt_text(request: str, context: PlanContext | None = None, entities: Entities | None = None) -> str:
+    """The router's prompt: the workspace, the previous turn's calls (``Before:``), the request and
+    what it names, typed (``Found:``, agent/entities.py)."""
     context = context or PlanContext()
+    entities = entities if entities is not None else extract(request, context)
     lines = []
     if context.datasets:
         lines.append("Datasets: " + ", ".join(context.datasets[:MAX_CONTEXT_NAMES]))
     if context.models:
         lines.append("Models: " + ", ".join(context.models[:MAX_CONTEXT_NAMES]))
+    if context.jobs:
+        lines.append("Jobs: " + ", ".join(context.jobs[:MAX_CONTEXT_JOBS]))
+    if context.previous:
+        lines.append("Before: " + " | ".join(call_text(c) for c in context.previous[-MAX_PREVIOUS_CALLS:]))
     lines.append("Request: " + " ".join(request.split()))
+    found = hint_line(entities)
+    if found:
+        lines.append("Found: " + found)
     return "\n".join(lines) + CALL_PREFIX
+
+
+def call_text(call: dict[str, Any]) -> str:
+    """One call on one line, as the router writes it: ``plot_observable dataset=run2 observable=mass``."""
+    return "".join(call_segments(call["tool"], call.get("args") or {})).removesuffix(CALL_PREFIX).strip()
 
 
 def format_number(value: float | int) -> str:
@@ -224,3 +246,19 @@ def auto_name(tool: str, args: dict[str, Any], taken: set[str] | frozenset[str] 
     while name in taken:
         name, n = f"{base}-{n}", n + 1
     return name
+
+
+def catalog_context() -> PlanContext:
+    """The workspace's artifacts, most recent first, and its unfinished jobs."""
+    from jetfm.tools.catalog import Catalog
+    from jetfm.tools.jobs import JobStore
+    from jetfm.tools.models import shipped_models
+
+    arts = sorted(Catalog().list(), key=lambda a: a.created, reverse=True)
+    of = lambda kind: [a.name for a in arts if a.kind == kind]  # noqa: E731
+    jobs = [
+        j.id
+        for j in sorted(JobStore().list_jobs(), key=lambda j: j.created, reverse=True)
+        if j.state in ("queued", "running")
+    ]
+    return PlanContext(datasets=of("dataset"), models=of("model") + shipped_models(), indexes=of("index"), jobs=jobs)

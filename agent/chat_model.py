@@ -2,10 +2,11 @@
 runs on the embedded model and on an OpenAI-compatible server.
 
 Each call of the model looks at the conversation: the latest user request, the tool calls already
-made for it and their results. It answers with the next tool call the router chooses or, when the
-router says the request is served (or a tool failed), with a plain-language summary of what the
-tools returned. Earlier turns give context: artifacts they made or used become the first candidates
-when the user says "it" or "the dataset".
+made for it and their results. It answers with the next tool call the router chooses; with one
+short question when the request leaves a required argument open (the user's short reply then
+completes that request); or, when the router says the request is served (or a tool failed), with
+what was done in words (agent/answers.py). Earlier turns give context: what they made or used
+comes first, and the previous turn's calls are what "it", "that job" and "do the same" mean.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
-from agent.callformat import PlanContext
-from tools.safety import DATA_CLOSE, DATA_OPEN
+from jetfm.agent.answers import answer
+from jetfm.agent.callformat import PlanContext
+from jetfm.agent.context import NeedsAnswer, after_turn
+from jetfm.backbone.data.classes import PROCESSES
+from jetfm.tools.safety import DATA_CLOSE, DATA_OPEN
 
 CAPABILITIES = (
-    "I drive jetfm's tools: simulate jets (qcd, top, W, Z, H->bb) with Pythia 8, import ROOT/HDF5 files, "
+    f"I drive jetfm's tools: simulate jets ({', '.join(PROCESSES)}) with Pythia 8, import ROOT/HDF5 files, "
     "describe and plot datasets, show a jet, pretrain and finetune the transformer backbone, evaluate "
     "classifiers, embed and index jets, search jets by text or by similarity, scan for anomalies, and "
     "classify zero-shot. I cannot run code or shell commands, read system files or delete anything."
 )
+QUESTION_KEY = "jetfm_question"  # on an AIMessage that asks back: the request it asks about
+MAX_ANSWER_WORDS = 6
 _WRAPPER = re.compile(re.escape(DATA_OPEN) + r"[^>]*>\n?|\n?" + re.escape(DATA_CLOSE))
 
 
@@ -45,35 +51,64 @@ def _latest_turn(messages: Sequence[BaseMessage]) -> tuple[int, str]:
     return -1, ""
 
 
-def conversation_context(messages: Sequence[BaseMessage], base: PlanContext) -> PlanContext:
-    """``base`` with the datasets and models earlier calls of the conversation named put first
-    (most recent first), so "it" resolves to what the user just worked on."""
-    datasets, models = list(base.datasets), list(base.models)
+def _turns(messages: Sequence[BaseMessage]) -> list[tuple[list[dict[str, Any]], list[str]]]:
+    """Per earlier turn: the calls it made and the ids of the jobs they started."""
+    turns: list[tuple[list[dict[str, Any]], list[str]]] = []
     for msg in messages:
-        for tc in getattr(msg, "tool_calls", None) or []:
-            args = tc.get("args", {})
-            made = args.get("name") if tc["name"] in ("generate_dataset", "import_dataset") else None
-            for name in filter(None, [args.get("dataset"), made]):
-                if isinstance(name, str):
-                    datasets = [name, *[d for d in datasets if d != name]]
-            if tc["name"] in ("pretrain", "finetune") and isinstance(args.get("name"), str):
-                models = [args["name"], *[m for m in models if m != args["name"]]]
-    return PlanContext(datasets=datasets, models=models, indexes=base.indexes, jobs=base.jobs)
+        if isinstance(msg, HumanMessage):
+            turns.append(([], []))
+        elif turns and isinstance(msg, AIMessage):
+            turns[-1][0].extend({"tool": tc["name"], "args": dict(tc.get("args") or {})} for tc in msg.tool_calls)
+        elif turns and isinstance(msg, ToolMessage):
+            art = msg.artifact if isinstance(msg.artifact, dict) else {}
+            job = getattr(art.get("result"), "data", {}).get("job_id") if art.get("result") is not None else None
+            if isinstance(job, str):
+                turns[-1][1].append(job)
+    return turns
 
 
-def summarize(request: str, results: list[ToolMessage]) -> str:
-    """The answer once the tools have run: each tool's own words (they are written for people),
-    with what to do next when something failed."""
+def conversation_context(messages: Sequence[BaseMessage], base: PlanContext) -> PlanContext:
+    """``base`` with what earlier turns of the conversation made or used put first (most recent
+    first), the jobs they started first among the jobs, and the previous turn's calls, so that "it",
+    "that job" and "do the same for ..." resolve to what the user just worked on."""
+    context = PlanContext(datasets=list(base.datasets), models=list(base.models), indexes=list(base.indexes),
+                          jobs=list(base.jobs))
+    for calls, jobs in _turns(messages):
+        if calls:
+            context = after_turn(context, calls, jobs)
+    return context
+
+
+def _pending_question(messages: Sequence[BaseMessage]) -> str | None:
+    """The request the assistant asked back about, if its last message was that question."""
+    for msg in reversed(messages):
+        if isinstance(msg, AIMessage):
+            return msg.additional_kwargs.get(QUESTION_KEY) if not msg.tool_calls else None
+        if isinstance(msg, HumanMessage):
+            continue
+    return None
+
+
+def _with_answer(question_for: str, reply: str) -> str:
+    """A short reply to the assistant's question completes the request it asked about ("describe
+    it" / "Which dataset...?" / "run2" -> "describe it run2"); anything longer is a new request."""
+    return f"{question_for} {reply}" if len(reply.split()) <= MAX_ANSWER_WORDS else reply
+
+
+def summarize(request: str, results: list[ToolMessage], calls: list[dict[str, Any]] | None = None) -> str:
+    """The answer once the tools have run: what was done and the key figure of each result, in
+    words (agent/answers.py); with what to do next when something failed."""
     if not results:
         return f"No jetfm tool fits that request, so I did nothing. {CAPABILITIES}"
-    parts = []
+    args_of = {c.get("id"): c.get("args", {}) for c in calls or []}
+    outcomes = []
     for msg in results:
-        text = tool_text(msg)
-        if msg.status == "error" or text.startswith("Error:"):
-            parts.append(f"**{msg.name}** could not run: {text.removeprefix('Error: ')}")
-        else:
-            parts.append(f"**{msg.name}**: {text}")
-    return "\n\n".join(parts)
+        art = msg.artifact if isinstance(msg.artifact, dict) else {}
+        result = art.get("result")
+        data = dict(getattr(result, "data", {}) or {})
+        args = art.get("args") or args_of.get(msg.tool_call_id) or {}
+        outcomes.append((msg.name or "tool", args, msg.status != "error", data, tool_text(msg)))
+    return answer(outcomes)
 
 
 class RouterChatModel(BaseChatModel):
@@ -92,8 +127,8 @@ class RouterChatModel(BaseChatModel):
         """The router, loaded on first use (once, however many chats ask at the same time)."""
         with self._lock:
             if self._router is None:
-                from agent.llm import load_router_lm
-                from agent.router import Router
+                from jetfm.agent.llm import load_router_lm
+                from jetfm.agent.router import Router
 
                 adapter = self.adapter if self.model_path is None else None
                 self._router = Router(load_router_lm(self.model_path, adapter))
@@ -107,21 +142,29 @@ class RouterChatModel(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        from agent.planner import catalog_context
+        from jetfm.agent.callformat import catalog_context
 
         start, request = _latest_turn(messages)
+        asked = _pending_question(messages[:start])
+        if asked and request.strip():
+            request = _with_answer(asked, request.strip())
         turn = messages[start + 1 :]
         done = [
             {"tool": tc["name"], "args": tc["args"]} for m in turn if isinstance(m, AIMessage) for tc in m.tool_calls
         ]
         results = [m for m in turn if isinstance(m, ToolMessage)]
-        failed = any(m.status == "error" or tool_text(m).startswith("Error:") for m in results)
+        failed = any(m.status == "error" for m in results)
         call = None
         if request.strip() and not failed:
             context = conversation_context(messages[:start], catalog_context())
-            call = self.router().next_call(request, context, done)
+            try:
+                call = self.router().next_call(request, context, done)
+            except NeedsAnswer as ask:
+                message = AIMessage(content=str(ask), additional_kwargs={QUESTION_KEY: request})
+                return ChatResult(generations=[ChatGeneration(message=message)])
         if call is None:
-            message = AIMessage(content=summarize(request, results))
+            calls = [tc for m in turn if isinstance(m, AIMessage) for tc in m.tool_calls]
+            message = AIMessage(content=summarize(request, results, calls))
         else:
             tc = {
                 "name": call["tool"],

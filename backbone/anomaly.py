@@ -4,9 +4,11 @@ a weakly supervised search quotes.
 - ``knn``: mean cosine distance of a jet's embedding to its k nearest neighbours in a reference
   (background) set, found exactly with FAISS (``IndexFlatIP`` on unit vectors). Cost grows as
   queries x reference x D; a 100k x 100k x 128 scoring is ~1e12 multiply-adds, minutes on a CPU.
-- ``mpm``: minus the masked-particle log-likelihood of an MPM-pretrained backbone
-  (:meth:`~backbone.pretrain.mpm.MaskedParticleObjective.particle_log_likelihood`): jets whose
-  particles the model reconstructs badly are unlike its training data.
+- ``mpm``: minus the mean over a jet's particles of log p(the particle's true token | it is masked)
+  under an MPM-pretrained backbone
+  (:meth:`~backbone.pretrain.mpm.MaskedParticleObjective.particle_log_likelihood`), each particle
+  predicted on its own (MPM v2): jets whose particles the model reconstructs badly are unlike its
+  training data, so higher = more anomalous.
 
 Metrics: AUC, and the maximum significance improvement SIC = eps_S / sqrt(eps_B) over score
 thresholds. At tight thresholds eps_B rests on a handful of background jets and SIC is noise,
@@ -25,11 +27,12 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from backbone.atomic import atomic_path, new_figure, save_figure
-from backbone.data.schema import PROCESSES
-from backbone.embed import l2_normalised
-from backbone.metrics import auc, roc_curve
-from backbone.train import BatchSource, resolve_device, to_tensors
+from jetfm.backbone.atomic import atomic_path, new_figure, save_figure
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.backbone.embed import l2_normalised
+from jetfm.backbone.metrics import auc, roc_curve
+from jetfm.backbone.train import BatchSource, resolve_device, to_tensors
+from jetfm.errors import UsageError
 
 MIN_BACKGROUND = 50
 _INPUTS = ("features", "vectors", "mask")
@@ -47,19 +50,19 @@ def knn_scores(
     queries, ref = l2_normalised(embeddings), l2_normalised(reference)
     needed = k + 1 if exclude_self else k
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise UsageError(f"k must be >= 1, got {k}")
     if len(ref) < needed:
-        raise ValueError(
+        raise UsageError(
             f"the reference set has {len(ref)} jets, fewer than the {needed} neighbours k={k} needs"
             f"{' (plus the jet itself)' if exclude_self else ''}; use a larger reference set or a smaller k"
         )
     if queries.shape[1] != ref.shape[1]:
-        raise ValueError(
+        raise UsageError(
             f"embeddings have {queries.shape[1]} dimensions, the reference {ref.shape[1]}: they come from "
             "different models; embed both with the same model"
         )
     if exclude_self and len(queries) != len(ref):
-        raise ValueError("exclude_self needs the queries to be the reference set itself (same rows)")
+        raise UsageError("exclude_self needs the queries to be the reference set itself (same rows)")
     index = faiss.IndexFlatIP(ref.shape[1])
     index.add(ref)
     sims, ids = index.search(queries, needed)
@@ -89,7 +92,7 @@ def mpm_scores(
     from tqdm.auto import tqdm
 
     if not hasattr(objective, "particle_log_likelihood"):
-        raise ValueError(
+        raise UsageError(
             f"the {getattr(objective, 'name', type(objective).__name__)!r} objective has no particle likelihood; "
             "mpm scores need a model pretrained with the 'mpm' objective"
         )
@@ -114,7 +117,7 @@ def rank(scores: np.ndarray, metadata: pd.DataFrame | None = None, top: int = 50
     ranked = pd.DataFrame({"rank": np.arange(1, len(order) + 1), "row": order, "score": scores[order]})
     if metadata is not None:
         if len(metadata) != len(scores):
-            raise ValueError(f"{len(scores)} scores but {len(metadata)} metadata rows; give both for the same jets")
+            raise UsageError(f"{len(scores)} scores but {len(metadata)} metadata rows; give both for the same jets")
         ranked = pd.concat([ranked, metadata.iloc[order].reset_index(drop=True)], axis=1)
     return ranked
 
@@ -178,7 +181,7 @@ def max_sic(scores: np.ndarray, is_signal: np.ndarray, min_background: int = MIN
     n_background = int((~np.asarray(is_signal, bool)).sum())
     usable = eps_b * n_background >= min_background
     if not usable.any():
-        raise ValueError(
+        raise UsageError(
             f"only {n_background} background jets, fewer than min_background={min_background}; "
             "use more background or lower min_background"
         )
@@ -201,5 +204,5 @@ def signal_mask(labels: np.ndarray, signal: str | Sequence[str]) -> np.ndarray:
     names = [signal] if isinstance(signal, str) else list(signal)
     unknown = [n for n in names if n not in PROCESSES]
     if unknown:
-        raise ValueError(f"unknown process {', '.join(unknown)}; choose from {', '.join(PROCESSES)}")
+        raise UsageError(f"unknown process {', '.join(unknown)}; choose from {', '.join(PROCESSES)}")
     return np.isin(np.asarray(labels), [PROCESSES.index(n) for n in names])

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from jetfm.errors import UsageError
+
 KINEMATIC_FEATURES = 7  # log pT, log E, log pT/pT_jet, log E/E_jet, dR, deta, dphi
 KINEMATIC_CHARGE_PID_FEATURES = 13  # + charge + 5 particle-ID flags
 PAIR_FEATURES = ("ln_delta_r", "ln_kt", "ln_z", "ln_m2")  # num_pair_features takes a prefix
+# Fields added after the first model folders were saved, with the value that rebuilds those folders
+# (a stored config without the field was written before it existed).
+LEGACY_FIELDS: dict[str, Any] = {"pair_norm": False}
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,13 @@ class EncoderConfig:
     num_layers: int = 8  # particle-attention blocks
     num_class_layers: int = 2  # class-attention blocks pooling the particles into one jet vector
     mlp_ratio: float = 4.0
+    # Drop-path (stochastic depth) rate of each residual branch of the particle-attention blocks in
+    # training, as ParT v3; nothing else is dropped (0 makes training deterministic).
     dropout: float = 0.1
     particle_mlp_dims: tuple[int, ...] = (128, 512)  # hidden widths of the per-particle embedding
     num_pair_features: int = len(PAIR_FEATURES)
     pair_mlp_dims: tuple[int, ...] = (64, 64, 64)  # hidden widths of the pair embedding (one bias per head)
+    pair_norm: bool = True  # batch norm (real pairs only) after each pair layer, as ParT: a live bias at init
     max_particles: int = 128
     pair_eps: float = 1e-8  # floor inside the logs of the pair features, so padding never gives NaN
     compile: bool = False  # torch.compile the blocks when built through create_model/from_pretrained
@@ -38,23 +46,23 @@ class EncoderConfig:
         positive = ("input_dim", "embed_dim", "num_heads", "num_layers", "max_particles")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"EncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"EncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.embed_dim % self.num_heads:
-            raise ValueError(
+            raise UsageError(
                 f"EncoderConfig.embed_dim ({self.embed_dim}) must be a multiple of "
                 f"num_heads ({self.num_heads})"
             )
         if self.num_class_layers < 1:
-            raise ValueError("EncoderConfig.num_class_layers must be >= 1: they pool particles into the jet")
+            raise UsageError("EncoderConfig.num_class_layers must be >= 1: they pool particles into the jet")
         if not 1 <= self.num_pair_features <= len(PAIR_FEATURES):
-            raise ValueError(
+            raise UsageError(
                 f"EncoderConfig.num_pair_features must be in 1..{len(PAIR_FEATURES)} "
                 f"(a prefix of {PAIR_FEATURES}), got {self.num_pair_features}"
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise UsageError(f"EncoderConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.mlp_ratio <= 0:
-            raise ValueError(f"EncoderConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
+            raise UsageError(f"EncoderConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
 
     @property
     def mlp_dim(self) -> int:
@@ -67,7 +75,7 @@ class EncoderConfig:
     def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
         unknown = sorted(set(values) - cls.field_names())
         if unknown:
-            raise ValueError(f"unknown EncoderConfig field(s) {unknown}; valid: {sorted(cls.field_names())}")
+            raise UsageError(f"unknown EncoderConfig field(s) {unknown}; valid: {sorted(cls.field_names())}")
         return cls(**values)
 
     @classmethod
@@ -79,4 +87,4 @@ class EncoderConfig:
         return EncoderConfig.from_dict({**self.to_dict(), **overrides})
 
 
-__all__ = ["EncoderConfig", "KINEMATIC_CHARGE_PID_FEATURES", "KINEMATIC_FEATURES", "PAIR_FEATURES"]
+__all__ = ["LEGACY_FIELDS", "EncoderConfig", "KINEMATIC_CHARGE_PID_FEATURES", "KINEMATIC_FEATURES", "PAIR_FEATURES"]

@@ -7,10 +7,10 @@ An embedding set is a folder:
   index time, so the stored vectors stay usable for any metric). Load it memory-mapped.
 - ``metadata.parquet``: one row per jet, in the order of the embeddings: ``file`` (categorical,
   the source file), ``entry`` (its entry in that file), ``label`` (index into
-  ``backbone.data.schema.PROCESSES``, -1 unknown), ``pt eta phi mass sdmass tau21 tau32``
+  ``backbone.data.schema.PROCESSES``, -1 unknown), ``pt eta phi mass sdmass tau21 tau32 tau43``
   (NaN where the source had none) and ``nparticles``.
-- ``manifest.json``: the model (folder and weight fingerprint), the dataset cache it came from,
-  N and D.
+- ``manifest.json``: the model (folder and weight fingerprint), the dataset cache it came from and
+  the fingerprint of the dataset's files (``source``), N and D.
 
 Embedding runs in chunks of jets under ``.NAME.partial`` beside the target folder; after every
 chunk the array is flushed and ``progress.json`` records how many rows are done, so a killed run
@@ -33,22 +33,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from backbone.atomic import replace_folder, write_json
-from backbone.checkpoint import from_pretrained
-from backbone.data.cache import JetCache
-from backbone.encoder import JetEncoder
-from backbone.train import resolve_device, to_tensors
+from jetfm.backbone.atomic import FORMAT_VERSION, recover_folder, replace_folder, write_json
+from jetfm.backbone.checkpoint import from_pretrained
+from jetfm.backbone.data.cache import JetCache
+from jetfm.backbone.encoder import JetEncoder
+from jetfm.backbone.train import resolve_device, to_tensors
+from jetfm.errors import JetfmError, UsageError
 
 EMBEDDINGS = "embeddings.npy"
 METADATA = "metadata.parquet"
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
-FORMAT_VERSION = 1
-METADATA_COLUMNS = ("file", "entry", "label", "pt", "eta", "phi", "mass", "sdmass", "tau21", "tau32", "nparticles")
+METADATA_COLUMNS = (
+    "file", "entry", "label", "pt", "eta", "phi", "mass", "sdmass", "tau21", "tau32", "tau43", "nparticles"
+)
 _INPUTS = ("features", "vectors", "mask")
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(JetfmError, ValueError):
     """An embedding set that is missing, incomplete or inconsistent; the message says what to do."""
 
 
@@ -115,7 +117,7 @@ def jet_metadata(cache: JetCache) -> pd.DataFrame:
         "entry": np.asarray(jets.entry),
         "label": np.asarray(jets.labels, np.int8),
     }
-    for name in ("pt", "eta", "phi", "mass", "sdmass", "tau21", "tau32", "nparticles"):
+    for name in METADATA_COLUMNS[3:]:
         columns[name] = np.asarray(getattr(jets, name))
     return pd.DataFrame(columns)
 
@@ -138,7 +140,7 @@ def embed_dataset(
     if len(cache) == 0:
         raise EmbeddingError(f"{cache.path}: the dataset has no jets; nothing to embed")
     if batch_size < 1 or chunk_size < 1:
-        raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
+        raise UsageError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
     encoder, ref = load_encoder(model, device)
     if encoder.config.input_dim != cache.config.num_features:
         raise EmbeddingError(
@@ -208,6 +210,7 @@ def _finish(work: Path, out_dir: Path, cache: JetCache, job: dict[str, Any]) -> 
         "version": FORMAT_VERSION,
         "model": job["model"],
         "dataset_cache": job["cache"],
+        "source": job["source"],  # the dataset files (paths, sizes, mtimes) the vectors were made from
         "num_jets": job["num_jets"],
         "dim": job["dim"],
         "normalised": False,
@@ -220,7 +223,7 @@ def _finish(work: Path, out_dir: Path, cache: JetCache, job: dict[str, Any]) -> 
 
 def load_embeddings(path: str | os.PathLike) -> EmbeddingSet:
     """An embedding set written by :func:`embed_dataset`; the vectors stay memory-mapped."""
-    path = Path(path)
+    path = recover_folder(path)  # a write killed between the two renames of its swap is finished
     if not (path / MANIFEST).is_file():
         partial = path.with_name(f".{path.name}.partial")
         hint = f"; an unfinished run is in {partial}: rerun embed_dataset to finish it" if partial.exists() else ""
@@ -243,7 +246,7 @@ def l2_normalised(vectors: np.ndarray) -> np.ndarray:
     """A float32 copy of (N, D) ``vectors`` with unit rows (zero rows stay zero): cosine = inner product."""
     out = np.array(vectors, dtype=np.float32, order="C", copy=True)
     if out.ndim != 2:
-        raise ValueError(f"expected (N, D) vectors, got shape {out.shape}")
+        raise UsageError(f"expected (N, D) vectors, got shape {out.shape}")
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out

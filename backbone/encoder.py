@@ -4,6 +4,9 @@ Read top to bottom: pair features from four-vectors -> a batch norm of real part
 particle and pair embeddings -> one attention block type (particle attention with a pairwise bias,
 or class attention of a learned token) -> `JetEncoder`.
 
+Regularisation is drop-path (stochastic depth) on the residual branches, as in ParT v3; nothing is
+dropped inside attention, so `scaled_dot_product_attention` runs its fused kernel.
+
 Shapes: B jets, P particle slots, N slots kept after packing (N <= P), D embed dim, H heads.
 Inputs are `features` (B, P, F), `vectors` (B, P, 4) as (px, py, pz, E), and `mask` (B, P),
 True for a real particle. Padded slots are never read and are masked in attention, so outputs do
@@ -15,12 +18,20 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from backbone.config import EncoderConfig
+from jetfm.backbone.config import KINEMATIC_CHARGE_PID_FEATURES, LEGACY_FIELDS, EncoderConfig
+from jetfm.backbone.data.features import FeatureConfig
+from jetfm.backbone.model_folder import PretrainedModel, read_json, write_json
+from jetfm.errors import UsageError
+
+MODEL_TYPE = "jet_encoder"
+FEATURES_TYPE = "jet_features"
+FEATURES_NAME = "features.json"
 
 
 def pair_features(a: Tensor, b: Tensor, num_features: int, eps: float) -> Tensor:
@@ -72,14 +83,15 @@ class InputBatchNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.float()
-        if self.training:
+        # an empty batch (e.g. pairs of one-particle jets only) has no statistics to learn from
+        if self.training and x.size(0):
             mean, var = self._batch_statistics(x)
         else:
             mean, var = self.running_mean, self.running_var
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
     def _batch_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        count = max(x.size(0), 1)
+        count = x.size(0)
         mean = x.sum(0) / count
         var = (x - mean).square().sum(0) / count
         with torch.no_grad():
@@ -109,20 +121,31 @@ class ParticleEmbedding(nn.Module):
 
 
 class PairEmbedding(nn.Module):
-    """Pointwise MLP (ParT's 1x1 convolutions) from pair features to one attention bias per head."""
+    """Pointwise MLP (ParT's 1x1 convolutions) from pair features to one attention bias per head.
+
+    With `config.pair_norm` (ParT's PairEmbed) every layer is Linear -> batch norm -> GELU, and the
+    last stops after its batch norm, so at initialisation the bias has unit scale and a live gradient
+    (without the norms, a std 0.02 init gives a bias of ~1e-5 that attention cannot feel). The norms
+    pool real pairs only, and a particle is not paired with itself: its pair features are the floors
+    (ln dR = ln eps, ...), outliers that would dominate the statistics; its self-bias is 0. Without
+    `pair_norm` (models saved before it existed) the layers are Linear -> GELU and self-pairs embedded.
+    """
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.num_heads = config.num_heads
         self.num_features = config.num_pair_features
         self.eps = config.pair_eps
+        self.self_pairs = not config.pair_norm
         self.input_norm = InputBatchNorm(config.num_pair_features)
-        dims = (config.num_pair_features, *config.pair_mlp_dims)
+        dims = (config.num_pair_features, *config.pair_mlp_dims, config.num_heads)
         layers: list[nn.Module] = []
         for d_in, d_out in pairwise(dims):
-            layers += [nn.Linear(d_in, d_out), nn.GELU()]
-        layers.append(nn.Linear(dims[-1], config.num_heads))
-        self.mlp = nn.Sequential(*layers)
+            layers.append(nn.Linear(d_in, d_out))
+            if config.pair_norm:
+                layers.append(InputBatchNorm(d_out))
+            layers.append(nn.GELU())
+        self.mlp = nn.Sequential(*layers[:-1])  # the bias is the last layer's pre-activation
 
     def forward(self, vectors: Tensor, mask: Tensor) -> Tensor:
         """(B, N, 4), (B, N) -> (B, H, N, N) attention bias, zero wherever a padded slot is involved.
@@ -131,7 +154,7 @@ class PairEmbedding(nn.Module):
         ~50 real particles in ~100 kept slots that is ~8x less work than the full N x N grid.
         """
         n = mask.size(1)
-        lower = torch.ones(n, n, dtype=torch.bool, device=mask.device).tril()
+        lower = torch.ones(n, n, dtype=torch.bool, device=mask.device).tril(0 if self.self_pairs else -1)
         jet, i, j = (mask[:, :, None] & mask[:, None, :] & lower).nonzero(as_tuple=True)
         # fixed functions of the inputs: no gradient to the four-vectors is needed
         with torch.no_grad(), torch.autocast(vectors.device.type, enabled=False):
@@ -172,12 +195,17 @@ def class_attention_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head attention of `x` over `context` with an additive float bias (B or 1, H or 1, L, S)."""
+    """Multi-head attention of `x` over `context` with an additive float bias (B or 1, H or 1, L, S).
 
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+    No dropout on the attention probabilities: it cost ~22% of a CPU training step and kept
+    `scaled_dot_product_attention` off its fused kernels, which take a float bias but no dropout.
+    (The fused CPU kernel also needs a bias without gradient: inference, and class attention in
+    training; the learned pair bias of training falls back to the math kernel there.)
+    """
+
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.dropout = dropout
         self.query = nn.Linear(dim, dim)
         self.key_value = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -188,36 +216,51 @@ class Attention(nn.Module):
         q = self.query(x).view(b, length, self.num_heads, head_dim).transpose(1, 2)
         kv = self.key_value(context).view(b, source_length, 2, self.num_heads, head_dim)
         k, v = kv.permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
-        )
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(b, length, dim))
 
 
+def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
+    """Stochastic depth on a residual branch `x` (B, ...): in training, the branch of a random
+    `rate` of the jets is dropped and the others are scaled by 1 / (1 - rate), keeping the mean."""
+    if not training or rate == 0.0:
+        return x
+    keep = torch.empty(x.size(0), *[1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(1.0 - rate)
+    return x * keep / (1.0 - rate)
+
+
 class Block(nn.Module):
-    """Pre-LN transformer block.
+    """Pre-LN transformer block, with drop-path of rate `drop_path` on both residual branches.
 
     Particle attention: `x` (B, N, D) attends to itself, biased by the pair embedding.
     Class attention (CaiT, as in ParT): the class token `x` (B, 1, D) attends to [itself, `context`].
     """
 
-    def __init__(self, config: EncoderConfig, dropout: float) -> None:
+    def __init__(self, config: EncoderConfig, drop_path: float) -> None:
         super().__init__()
+        self.drop_path = drop_path
         self.attn_norm = nn.LayerNorm(config.embed_dim)
-        self.attn = Attention(config.embed_dim, config.num_heads, dropout)
+        self.attn = Attention(config.embed_dim, config.num_heads)
         self.mlp_norm = nn.LayerNorm(config.embed_dim)
         self.mlp = nn.Sequential(
             nn.Linear(config.embed_dim, config.mlp_dim),
             nn.GELU(),
-            nn.Dropout(dropout),
             nn.Linear(config.mlp_dim, config.embed_dim),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.register_load_state_dict_pre_hook(_renumber_mlp_of_dropout_blocks)
 
     def forward(self, x: Tensor, bias: Tensor, context: Tensor | None = None) -> Tensor:
         h = self.attn_norm(x if context is None else torch.cat([x, context], dim=1))
-        x = x + self.dropout(self.attn(h[:, : x.size(1)], h, bias))
-        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+        x = x + drop_path(self.attn(h[:, : x.size(1)], h, bias), self.drop_path, self.training)
+        return x + drop_path(self.mlp(self.mlp_norm(x)), self.drop_path, self.training)
+
+
+def _renumber_mlp_of_dropout_blocks(module: nn.Module, state: dict[str, Tensor], prefix: str, *_: object) -> None:
+    """Weights saved while the MLP had a dropout layer (Linear, GELU, Dropout, Linear) call its
+    second Linear `mlp.3`; it is `mlp.2` now."""
+    for name in ("weight", "bias"):
+        if f"{prefix}mlp.3.{name}" in state:
+            state[f"{prefix}mlp.2.{name}"] = state.pop(f"{prefix}mlp.3.{name}")
 
 
 def pack_particles(
@@ -230,8 +273,7 @@ def pack_particles(
     Attention costs grow as P^2 and typically ~50 of 128 slots are real, so this is the main saving;
     it changes no output because padding is masked everywhere (and its values are never read).
     """
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
-    order = order[:, : max(int(mask.sum(1).max()), 1)]
+    order = packing_order(mask)
     mask = mask.gather(1, order)
 
     def take(values: Tensor) -> Tensor:
@@ -240,23 +282,46 @@ def pack_particles(
     return take(features), take(vectors), mask, order
 
 
+def packing_order(mask: Tensor) -> Tensor:
+    """(B, N) slots of the real particles of each jet first, in their order, then padding; N is the
+    largest number of real particles (at least 1)."""
+    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
+    return order[:, : max(int(mask.sum(1).max()), 1)]
+
+
 def keep_every_slot(features: Tensor, vectors: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """`pack_particles` without packing: same contract, no data-dependent shapes (for export)."""
     order = torch.arange(mask.size(1), device=mask.device).expand(mask.size(0), -1)
     return features, vectors, mask, order
 
 
-class JetEncoder(nn.Module):
-    """Particle Transformer without a classifier head: jets -> (B, D) embeddings or (B, P, D) particles."""
+class JetEncoder(PretrainedModel, nn.Module):
+    """Particle Transformer without a classifier head: jets -> (B, D) embeddings or (B, P, D) particles.
 
-    def __init__(self, config: EncoderConfig) -> None:
+    `features` is the data configuration the model reads (which particle features, how many slots);
+    it is saved beside the network config in the model folder, as `features.json`.
+    """
+
+    model_type = MODEL_TYPE
+    config_class = EncoderConfig
+    written_by = "model folders are written by JetEncoder.save_pretrained"
+
+    def __init__(self, config: EncoderConfig, features: FeatureConfig | None = None) -> None:
         super().__init__()
         self.config = config
+        self.features = features or default_features(config)
+        if self.features.num_features != config.input_dim or self.features.max_particles != config.max_particles:
+            raise UsageError(
+                f"feature config {self.features} gives {self.features.num_features} features x "
+                f"{self.features.max_particles} slots, but the network takes {config.input_dim} x "
+                f"{config.max_particles}"
+            )
         self.particle_embed = ParticleEmbedding(config)
         self.pair_embed = PairEmbedding(config)
         self.blocks = nn.ModuleList(Block(config, config.dropout) for _ in range(config.num_layers))
         self.class_token = nn.Parameter(torch.zeros(1, 1, config.embed_dim))
-        # no dropout when pooling, as in ParT's class-attention blocks
+        # No drop-path when pooling: dropping a class-attention branch of a jet would leave its
+        # embedding without (part of) its particles.
         self.class_blocks = nn.ModuleList(Block(config, 0.0) for _ in range(config.num_class_layers))
         self.particle_norm = nn.LayerNorm(config.embed_dim)
         self.jet_norm = nn.LayerNorm(config.embed_dim)
@@ -266,8 +331,11 @@ class JetEncoder(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        # The pair embedding keeps PyTorch's default init: with its batch norms the scale of its
+        # weights does not change the bias, and a std 0.02 init would only blow up their gradients.
+        skip = set(self.pair_embed.modules()) if self.config.pair_norm else set()
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear) and module not in skip:
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
         # GPT-2: shrink the projections that write into the residual stream, so its variance stays
@@ -280,12 +348,14 @@ class JetEncoder(nn.Module):
 
     def forward(self, features: Tensor, vectors: Tensor, mask: Tensor) -> Tensor:
         """Jet embeddings (B, D)."""
-        x, mask, _ = self._encode_particles(features, vectors, mask)
-        token = self.class_token.expand(x.size(0), -1, -1)
-        bias = class_attention_bias(mask, x.dtype)
-        for block in self.class_blocks:
-            token = block(token, bias, context=x)
-        return self.jet_norm(token.squeeze(1))
+        x, packed_mask, _ = self._encode_particles(features, vectors, mask)
+        return self._pool(x, packed_mask)
+
+    def encode(self, features: Tensor, vectors: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """`forward_particles` (B, P, D) and `forward` (B, D) from one pass, for objectives that
+        train the per-particle outputs and the jet embedding together."""
+        x, packed_mask, order = self._encode_particles(features, vectors, mask)
+        return self._unpack(x, packed_mask, order, mask), self._pool(x, packed_mask)
 
     def forward_particles(
         self,
@@ -301,9 +371,22 @@ class JetEncoder(nn.Module):
         With `causal`, real particle k attends only to real particles 0..k in input order (the pT
         order of the data contract), as a next-particle model needs; see `causal_attention_bias`.
         With `hidden` (B, P) bool, those particles keep their slot but enter as `mask_token` (D,):
-        their features, four-vectors and pair biases are never read (masked particle modelling).
+        their features, four-vectors and pair biases are never read. This is how MPM v1 models
+        (``MaskedParticleObjective(decoder_layers=0)``) encode; MPM v2 leaves hidden particles out.
         """
         x, packed_mask, order = self._encode_particles(features, vectors, mask, causal, hidden, mask_token)
+        return self._unpack(x, packed_mask, order, mask)
+
+    def _pool(self, x: Tensor, packed_mask: Tensor) -> Tensor:
+        """Class attention of the class token over the packed particle states: (B, D) embeddings."""
+        token = self.class_token.expand(x.size(0), -1, -1)
+        bias = class_attention_bias(packed_mask, x.dtype)
+        for block in self.class_blocks:
+            token = block(token, bias, context=x)
+        return self.jet_norm(token.squeeze(1))
+
+    def _unpack(self, x: Tensor, packed_mask: Tensor, order: Tensor, mask: Tensor) -> Tensor:
+        """Normalised packed states back in the input slots (B, P, D), zero on padding."""
         x = self.particle_norm(x).masked_fill(~packed_mask[..., None], 0.0)
         out = x.new_zeros(*mask.shape, x.size(-1))
         return out.scatter(1, order[..., None].expand_as(x), x)
@@ -326,7 +409,7 @@ class JetEncoder(nn.Module):
         x = self.particle_embed(features, visible)
         if hidden is not None:
             if mask_token is None:
-                raise ValueError("hidden particles need a mask_token (D,) to stand in for them")
+                raise UsageError("hidden particles need a mask_token (D,) to stand in for them")
             x = torch.where((mask & ~visible)[..., None], mask_token.to(x.dtype), x)
         bias = particle_attention_bias(self.pair_embed(vectors, visible), mask)
         if causal:
@@ -337,14 +420,14 @@ class JetEncoder(nn.Module):
 
     def _check_inputs(self, features: Tensor, vectors: Tensor, mask: Tensor) -> None:
         if mask.dim() != 2 or mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a (B, P) bool tensor, got {mask.dtype} {tuple(mask.shape)}")
+            raise UsageError(f"mask must be a (B, P) bool tensor, got {mask.dtype} {tuple(mask.shape)}")
         b, p = mask.shape
         expected = {"features": (features, (b, p, self.config.input_dim)), "vectors": (vectors, (b, p, 4))}
         for name, (tensor, shape) in expected.items():
             if tuple(tensor.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {tuple(tensor.shape)}")
+                raise UsageError(f"{name} must have shape {shape}, got {tuple(tensor.shape)}")
         if p > self.config.max_particles:
-            raise ValueError(
+            raise UsageError(
                 f"{p} particle slots exceed config.max_particles={self.config.max_particles}; "
                 "truncate the pT-ordered constituents when padding"
             )
@@ -352,18 +435,38 @@ class JetEncoder(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Writes `config.json` + `model.safetensors` atomically; see `backbone.checkpoint`."""
-        from backbone.checkpoint import save_pretrained  # checkpoint imports this module
-
-        return save_pretrained(self, folder)
-
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> JetEncoder:
-        """Loads a folder written by `save_pretrained`, in eval mode; see `backbone.checkpoint`."""
-        from backbone.checkpoint import from_pretrained  # checkpoint imports this module
+    def config_from_stored(cls, values: dict[str, Any]) -> EncoderConfig:
+        # A folder saved before a field existed was built the way that field's legacy value builds.
+        return EncoderConfig.from_dict({**LEGACY_FIELDS, **values})
 
-        return from_pretrained(folder, device=device)
+    def write_extra_files(self, staging: Path) -> None:
+        write_json(staging / FEATURES_NAME, FEATURES_TYPE, features=self.features.to_dict())
+
+    def read_extra_files(self, folder: Path) -> None:
+        # Folders written before the data config was saved: it follows from the network's input.
+        if (folder / FEATURES_NAME).is_file():
+            stored = read_json(folder / FEATURES_NAME, FEATURES_TYPE, self.written_by)
+            self.features = FeatureConfig.from_dict(stored["features"])
+
+    def loaded(self, device: str | torch.device) -> JetEncoder:
+        return maybe_compile(self.to(device).eval())
+
+
+def default_features(config: EncoderConfig) -> FeatureConfig:
+    """The feature set a network of this input width reads: kinematics, or kinematics + charge/PID."""
+    return FeatureConfig(
+        max_particles=config.max_particles, include_charge_pid=config.input_dim == KINEMATIC_CHARGE_PID_FEATURES
+    )
+
+
+def load_features(folder: str | Path) -> FeatureConfig:
+    """The data configuration of a saved encoder, without reading its weights."""
+    folder = Path(folder)
+    if (folder / FEATURES_NAME).is_file():
+        stored = read_json(folder / FEATURES_NAME, FEATURES_TYPE, JetEncoder.written_by)
+        return FeatureConfig.from_dict(stored["features"])
+    return default_features(JetEncoder.load_config(folder))
 
 
 def maybe_compile(model: JetEncoder) -> JetEncoder:

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from backbone import atomic
-from backbone.data.schema import PROCESSES
-from backbone.finetune import JetClassifier, LabelSubset, class_indices, read_labels
-from backbone.metrics import classification_report
-from backbone.train import BatchSource
+from jetfm.backbone import atomic
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.backbone.finetune import JetClassifier, LabelSubset, class_indices, read_labels
+from jetfm.backbone.metrics import classification_report, cross_entropy
+from jetfm.backbone.train import BatchSource
+from jetfm.errors import UsageError
 
 
 def evaluate_classifier(
@@ -38,12 +39,25 @@ def evaluate_classifier(
     targets = class_indices(labels, classifier.classes)
     if (targets < 0).any():
         foreign = sorted({PROCESSES[i] if i >= 0 else "unknown" for i in np.unique(labels[targets < 0])})
-        raise ValueError(
+        raise UsageError(
             f"the data holds {foreign} jets, which are not among the classes {classifier.classes}; "
             "evaluate on LabelSubset(data, None, classes=classifier.classes)"
         )
     probs = classifier.predict_proba(data, batch_size)
     return {"mode": classifier.mode, **classification_report(probs, targets, classifier.classes, signal)}
+
+
+def validation_metrics(classifier: JetClassifier, data: LabelSubset, batch_size: int = 512) -> dict[str, float]:
+    """What the Trainer watches on validation jets: ``val_loss`` (cross-entropy), ``val_accuracy``
+    and ``val_auc`` (of the signal, the second of two classes; macro AUC with more classes)."""
+    probs = classifier.predict_proba(data, batch_size)
+    targets = class_indices(data.labels, classifier.classes)
+    report = classification_report(probs, targets, classifier.classes)
+    return {
+        "val_loss": cross_entropy(probs, targets),
+        "val_accuracy": report["accuracy"],
+        "val_auc": report["auc"] if "auc" in report else report["macro_auc"],
+    }
 
 
 def plot_roc(reports: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from jetfm.errors import UsageError
+
 SIGNAL_EFFICIENCIES = (0.3, 0.5)
 ROC_POINTS = 200
 
@@ -26,13 +28,13 @@ def roc_curve(scores: np.ndarray, is_signal: np.ndarray) -> tuple[np.ndarray, np
     scores = np.asarray(scores, dtype=np.float64).ravel()
     is_signal = np.asarray(is_signal, dtype=bool).ravel()
     if scores.shape != is_signal.shape:
-        raise ValueError(f"scores and is_signal differ in length: {scores.size} vs {is_signal.size}")
+        raise UsageError(f"scores and is_signal differ in length: {scores.size} vs {is_signal.size}")
     if not np.isfinite(scores).all():
-        raise ValueError("scores contain NaN or inf; check the model outputs")
+        raise UsageError("scores contain NaN or inf; check the model outputs")
     n_signal = int(is_signal.sum())
     n_background = is_signal.size - n_signal
     if n_signal == 0 or n_background == 0:
-        raise ValueError(f"a ROC curve needs both classes; got {n_signal} signal and {n_background} background jets")
+        raise UsageError(f"a ROC curve needs both classes; got {n_signal} signal and {n_background} background jets")
     order = np.argsort(-scores, kind="stable")
     signal_passing = np.cumsum(is_signal[order])
     background_passing = np.arange(1, scores.size + 1) - signal_passing
@@ -56,7 +58,7 @@ def background_efficiency_at(eps_s: np.ndarray, eps_b: np.ndarray, targets: Sequ
     """
     targets = np.asarray(targets, dtype=np.float64)
     if ((targets < 0) | (targets > 1)).any():
-        raise ValueError(f"signal efficiencies must lie in [0, 1], got {targets}")
+        raise UsageError(f"signal efficiencies must lie in [0, 1], got {targets}")
     upper = np.searchsorted(eps_s, targets, side="left")  # first point with eps_S >= target
     lower = np.maximum(upper - 1, 0)
     rise = eps_s[upper] - eps_s[lower]
@@ -70,11 +72,33 @@ def background_rejection(eps_s: np.ndarray, eps_b: np.ndarray, signal_efficiency
     return float("inf") if eps == 0 else 1.0 / eps
 
 
+def rejection_error(eps_b: float, n_background: int) -> float | None:
+    """Binomial standard error of 1/eps_B from `n_background` background jets: eps_B = k / n has
+    error sqrt(eps_B (1 - eps_B) / n), and 1/eps_B that error times 1/eps_B^2. None where eps_B = 0."""
+    if eps_b <= 0:
+        return None
+    return float(np.sqrt(eps_b * (1 - eps_b) / n_background) / eps_b**2)
+
+
+def auc_standard_error(area: float, n_signal: int, n_background: int) -> float:
+    """Standard error of an AUC estimated on `n_signal` and `n_background` jets (Hanley and
+    McNeil 1982, exponential approximation)."""
+    q1, q2 = area / (2 - area), 2 * area**2 / (1 + area)
+    variance = area * (1 - area) + (n_signal - 1) * (q1 - area**2) + (n_background - 1) * (q2 - area**2)
+    return float(np.sqrt(max(variance, 0.0) / (n_signal * n_background)))
+
+
 def downsample_roc(eps_s: np.ndarray, eps_b: np.ndarray, points: int = ROC_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """The curve at `points` evenly spaced signal efficiencies: small enough for JSON, and the
     spacing a rejection-vs-efficiency plot needs."""
     grid = np.linspace(0.0, 1.0, points)
     return grid, background_efficiency_at(eps_s, eps_b, grid)
+
+
+def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-probability of the true class (probabilities floored at 1e-12)."""
+    picked = np.asarray(probs, dtype=np.float64)[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(picked, 1e-12, None))))
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -113,9 +137,9 @@ def classification_report(
     labels = np.asarray(labels, dtype=np.int64)
     classes = list(classes)
     if probs.ndim != 2 or probs.shape != (labels.size, len(classes)):
-        raise ValueError(f"probs must have shape ({labels.size}, {len(classes)}), got {probs.shape}")
+        raise UsageError(f"probs must have shape ({labels.size}, {len(classes)}), got {probs.shape}")
     if ((labels < 0) | (labels >= len(classes))).any():
-        raise ValueError(f"labels must be class indices in 0..{len(classes) - 1}")
+        raise UsageError(f"labels must be class indices in 0..{len(classes) - 1}")
     per_class = one_vs_rest_auc(probs, labels)
     report: dict[str, Any] = {
         "num_jets": int(labels.size),
@@ -135,7 +159,7 @@ def classification_report(
 def signal_report(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], signal: str) -> dict[str, Any]:
     """The signal-vs-rest part of `classification_report`."""
     if signal not in classes:
-        raise ValueError(f"signal {signal!r} is not one of the classes {list(classes)}")
+        raise UsageError(f"signal {signal!r} is not one of the classes {list(classes)}")
     k = list(classes).index(signal)
     eps_s, eps_b = roc_curve(probs[:, k], labels == k)
     at = background_efficiency_at(eps_s, eps_b, SIGNAL_EFFICIENCIES)

@@ -16,7 +16,6 @@ Needs ``pip install jetfm[onnx]`` (onnx, onnxscript for torch's exporter, onnxru
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from backbone.encoder import JetEncoder
-from backbone.finetune import JetClassifier
+from jetfm.backbone.atomic import atomic_path
+from jetfm.backbone.encoder import JetEncoder
+from jetfm.backbone.finetune import JetClassifier
+from jetfm.errors import UsageError
 
 INPUT_NAMES = ("features", "vectors", "mask")
 OPSET = 18
@@ -96,19 +97,17 @@ def export_onnx(
     traced, encoder, output = _traced_module(model)
     feature_dim = encoder.config.input_dim if feature_dim is None else feature_dim
     if feature_dim != encoder.config.input_dim:
-        raise ValueError(f"feature_dim={feature_dim} but the encoder takes {encoder.config.input_dim} features")
+        raise UsageError(f"feature_dim={feature_dim} but the encoder takes {encoder.config.input_dim} features")
     max_particles = min(max_particles, encoder.config.max_particles)
     # sizes 0 and 1 would be specialised by the tracer, so the example has at least 2 of each
     inputs = example_inputs(2, min(max_particles, 16), feature_dim)
     axes = {0: Dim("batch"), 1: Dim("particles", min=2, max=max_particles)}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     was_training = model.training
     traced.eval()
     try:
         encoder.pack_padding = False
-        with sdpa_kernel(SDPBackend.MATH):
+        with sdpa_kernel(SDPBackend.MATH), atomic_path(path) as tmp:
             torch.onnx.export(
                 traced,
                 inputs,
@@ -121,17 +120,15 @@ def export_onnx(
                 external_data=False,
                 verbose=False,
             )
-        proto = onnx.load(tmp)
-        metadata = {"producer": "jetfm", "inputs": ", ".join(INPUT_NAMES), "max_particles": str(max_particles)}
-        if isinstance(model, JetClassifier):
-            metadata["classes"] = ",".join(model.classes)
-        onnx.helper.set_model_props(proto, metadata)
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
+            proto = onnx.load(tmp)
+            metadata = {"producer": "jetfm", "inputs": ", ".join(INPUT_NAMES), "max_particles": str(max_particles)}
+            if isinstance(model, JetClassifier):
+                metadata["classes"] = ",".join(model.classes)
+            onnx.helper.set_model_props(proto, metadata)
+            onnx.save(proto, tmp)
     finally:
         encoder.pack_padding = True
         model.train(was_training)
-        tmp.unlink(missing_ok=True)
     return path
 
 

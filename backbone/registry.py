@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from backbone.config import EncoderConfig
-from backbone.encoder import JetEncoder, maybe_compile
+from jetfm.backbone.config import EncoderConfig
+from jetfm.backbone.encoder import JetEncoder, maybe_compile
+from jetfm.errors import UsageError
 
 ConfigFactory = Callable[[], EncoderConfig]
 _MODELS: dict[str, ConfigFactory] = {}
@@ -17,7 +18,7 @@ def register_model(name: str) -> Callable[[ConfigFactory], ConfigFactory]:
 
     def register(factory: ConfigFactory) -> ConfigFactory:
         if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
+            raise UsageError(f"model {name!r} is already registered")
         _MODELS[name] = factory
         return factory
 
@@ -31,7 +32,7 @@ def list_models() -> list[str]:
 def model_config(name: str, **overrides: Any) -> EncoderConfig:
     """The config of a registered model with `overrides` applied (unknown names raise a ValueError)."""
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+        raise UsageError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _MODELS[name]().replace(**overrides)
 
 

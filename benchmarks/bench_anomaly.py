@@ -32,15 +32,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backbone.anomaly import MIN_BACKGROUND, detection_metrics, knn_scores, mpm_scores  # noqa: E402
-from backbone.checkpoint import load_config  # noqa: E402
-from backbone.data.cache import JetCache, open_cache  # noqa: E402
-from backbone.data.features import FeatureConfig  # noqa: E402
-from backbone.embed import EmbeddingSet, embed_dataset  # noqa: E402
-from backbone.metrics import roc_curve  # noqa: E402
-from backbone.pretrain.base import load_objective  # noqa: E402
-from backbone.train import resolve_device  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from jetfm.backbone.anomaly import MIN_BACKGROUND, detection_metrics, knn_scores, mpm_scores  # noqa: E402
+from jetfm.backbone.atomic import atomic_path  # noqa: E402
+from jetfm.backbone.checkpoint import load_features  # noqa: E402
+from jetfm.backbone.data.cache import JetCache, open_cache  # noqa: E402
+from jetfm.backbone.embed import EmbeddingSet, embed_dataset  # noqa: E402
+from jetfm.backbone.metrics import roc_curve  # noqa: E402
+from jetfm.backbone.pretrain.base import load_objective  # noqa: E402
+from jetfm.backbone.train import resolve_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (0.01, 0.10)
@@ -61,8 +61,7 @@ def mass_density_score(mass: np.ndarray, reference_mass: np.ndarray) -> np.ndarr
 
 
 def prepare(name: str, source: str, model: Path, work: Path, device: str) -> dict[str, Any]:
-    config = load_config(model)
-    features = FeatureConfig(max_particles=config.max_particles, include_charge_pid=config.input_dim > 7)
+    features = load_features(model)
     cache = open_cache(source, work / f"cache-{name}", features)
     t0 = time.perf_counter()
     embeddings = embed_dataset(model, cache, work / f"emb-{name}", device=device)
@@ -164,10 +163,9 @@ def plot(
         ax.set_ylabel(r"SIC = $\epsilon_S/\sqrt{\epsilon_B}$")
         ax.legend(frameon=False)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

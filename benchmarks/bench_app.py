@@ -45,6 +45,7 @@ from gradio_client import Client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import machine_info  # noqa: E402
+from jetfm.backbone.atomic import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_app.json"
 REQUESTS = ["list my datasets", "describe {dataset}", "plot the mass of {dataset}", "hello"]
@@ -216,7 +217,7 @@ class EchoAgent:
         self.lock = threading.Lock()  # the app calls stream from several worker threads
 
     def stream(self, message: str, thread_id: str) -> Iterator[Any]:
-        from agent.events import Answer
+        from jetfm.agent.events import Answer
 
         with self.lock:
             earlier = list(self.memory[thread_id])
@@ -225,9 +226,9 @@ class EchoAgent:
 
 
 def _ensure_dataset(dataset: str, n_jets: int) -> str:
-    from backbone.data.schema import PROCESSES
-    from tools.catalog import Catalog
-    from tools.datasets import generate_dataset
+    from jetfm.backbone.data.schema import PROCESSES
+    from jetfm.tools.catalog import Catalog
+    from jetfm.tools.datasets import generate_dataset
 
     if Catalog().find(dataset) is None:
         print(f"Generating {dataset} ({n_jets} jets) for the load test...", flush=True)
@@ -236,9 +237,9 @@ def _ensure_dataset(dataset: str, n_jets: int) -> str:
 
 
 def bench_load(sessions: int, fake: bool, dataset: str, n_jets: int, timeout: float) -> dict[str, Any]:
-    from agent.app import build_app, launch_app
-    from agent.app_chat import AgentPool, default_agent_factory
-    from agent.backends import BackendConfig
+    from jetfm.agent.app import build_app, launch_app
+    from jetfm.agent.app_chat import AgentPool, default_agent_factory
+    from jetfm.agent.backends import BackendConfig
 
     if not fake:  # the echo agent calls no tools: no dataset needed
         _ensure_dataset(dataset, n_jets)
@@ -333,10 +334,7 @@ def save(out: Path, section: str, body: dict[str, Any], machine: dict[str, Any])
         results = {}
     machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results[section] = {"machine": machine, **body}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str))
-    tmp.replace(out)
+    write_json(out, results)
 
 
 def main() -> None:

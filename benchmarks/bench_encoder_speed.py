@@ -1,13 +1,28 @@
-"""CPU throughput (jets/s) and peak memory of the jet encoder, beside weaver-core's ParticleTransformer.
+"""CPU throughput (jets/s) and peak memory of the jet encoder, beside weaver-core's ParticleTransformer,
+at equal size and equal work.
 
     .venv/bin/python benchmarks/bench_encoder_speed.py [--models tiny small] [--warmup 1] [--iters 3]
 
 Batches of 256 jets in 128 particle slots with ~50 real particles each (front-packed, as the data
-pipeline pads pT-ordered constituents). The CPU may be shared with other work, so the two
-implementations are timed in one process, alternating batch by batch, and the fastest batch is the
-headline (the one least disturbed by other processes); medians are kept too. Peak memory comes from
-one warm-up batch in a fresh subprocess per implementation. weaver-core is optional: without it only
-jetfm is measured. Results go to benchmarks/results/encoder_speed.json.
+pipeline pads pT-ordered constituents). Both models drop the slots that are padding in every jet, so
+each attends over as many slots as the batch's longest jet. In training, weaver's SequenceTrimmer
+also drops random particles of the longest jets (it cuts the batch to a random quantile q in
+[0.9, 1] of its multiplicities), so at its defaults it does less work per jet. The benchmark
+therefore fixes the work and reports it: every row states the slots each side attends over and
+the real particles per jet it keeps. Settings:
+
+- ``inference``: eval mode, both at the longest jet (weaver trims only padding in eval);
+- ``training``: an AdamW step (the fused kernel for both), both at the longest jet (weaver's
+  trimming quantile fixed at 1);
+- ``training_trim0.9``: the same with the batch cut to its 0.9-quantile multiplicity on both sides
+  (weaver's trimmer at q = 0.9; jetfm through ``backbone.data.batching.random_trim``, which the
+  Trainer applies with ``TrainConfig(trim=True)``).
+
+The CPU may be shared with other work, so the two implementations are timed in one process,
+alternating batch by batch, and the fastest batch is the headline (the one least disturbed by other
+processes); medians are kept too. Peak memory comes from one warm-up batch in a fresh subprocess per
+implementation. weaver-core is optional: without it only jetfm is measured. Results go to
+benchmarks/results/encoder_speed.json.
 """
 
 from __future__ import annotations
@@ -23,18 +38,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from backbone.config import EncoderConfig  # noqa: E402
-from backbone.registry import create_model, model_config  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.peers import weaver_part  # noqa: E402
+from jetfm.backbone.config import EncoderConfig  # noqa: E402
+from jetfm.backbone.data.batching import random_trim  # noqa: E402
+from jetfm.backbone.registry import create_model, model_config  # noqa: E402
+from jetfm.backbone.train import adamw  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "encoder_speed.json"
 BATCH, SLOTS, MEAN_REAL, SPREAD_REAL = 256, 128, 50, 15
-MODES = ("inference", "training")
+MODES = {"inference": 1.0, "training": 1.0, "training_trim0.9": 0.9}  # mode -> trimming quantile
 
 
 def make_batch(input_dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -48,30 +66,56 @@ def make_batch(input_dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     return features * mask[..., None], vectors * mask[..., None], mask
 
 
-def weaver_model(config: EncoderConfig) -> torch.nn.Module:
-    """weaver-core's ParT at the same sizes, returning the (B, D) class-token embedding (no classifier)."""
+def weaver_model(config: EncoderConfig, quantile: float) -> torch.nn.Module:
+    """weaver-core's ParT at the same sizes, returning the (B, D) class-token embedding (no classifier),
+    its training-time trimming fixed at `quantile` of the batch's multiplicities."""
     model = weaver_part(config)
     # its SequenceTrimmer drops padding only after 5 warm-up calls; start in that steady state
     model.trimmer._counter.fill_(model.trimmer.warmup_steps)
+    model.trimmer.target = (quantile, quantile)
     return model
 
 
-def make_step(implementation: str, name: str, mode: str) -> tuple[Callable[[], None], int]:
-    """A function running one batch (a full AdamW step in training) and the model's parameter count."""
+def jetfm_inputs(features: torch.Tensor, vectors: torch.Tensor, mask: torch.Tensor, quantile: float):
+    """The batch as jetfm's Trainer would give it with ``trim``: cut to `quantile` of its multiplicities."""
+    if quantile >= 1.0:
+        return features, vectors, mask
+    arrays = {"features": features.numpy(), "vectors": vectors.numpy(), "mask": mask.numpy()}
+    trimmed = random_trim(arrays, np.random.default_rng(0), (quantile, quantile))
+    return tuple(torch.from_numpy(np.ascontiguousarray(trimmed[k])) for k in ("features", "vectors", "mask"))
+
+
+def effective_work(mask: torch.Tensor, implementation: str, quantile: float) -> dict[str, float]:
+    """Slots attended per jet and real particles kept per jet, as each implementation trims."""
+    counts = mask.sum(1)
+    if implementation == "jetfm":
+        slots = int(counts.max())
+    else:  # SequenceTrimmer: torch.quantile of the multiplicities at q, truncated to an integer
+        slots = int(torch.quantile(counts.float(), quantile).long()) if quantile < 1.0 else int(counts.max())
+    return {"slots_per_jet": slots, "real_particles_per_jet": round(float(counts.clamp(max=slots).float().mean()), 1)}
+
+
+def make_step(implementation: str, name: str, mode: str) -> tuple[Callable[[], None], int, dict[str, float]]:
+    """A function running one batch (a full AdamW step in training), the model's parameter count and
+    the work it does per jet."""
     torch.manual_seed(0)
     config = model_config(name)
+    quantile = MODES[mode]
     features, vectors, mask = make_batch(config.input_dim)
     if implementation == "jetfm":
         model = create_model(name)
-        inputs = (features, vectors, mask)
+        inputs = jetfm_inputs(features, vectors, mask, quantile)
+        work = effective_work(inputs[2], "jetfm", 1.0)
     else:  # weaver takes channels-first inputs and a float (B, 1, P) mask
-        model = weaver_model(config)
+        model = weaver_model(config, quantile)
         inputs = (features.transpose(1, 2), vectors.transpose(1, 2), mask[:, None].float())
-    model.train(mode == "training")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        work = effective_work(mask, "weaver", quantile)
+    training = mode != "inference"
+    model.train(training)
+    optimizer = adamw([{"params": list(model.parameters())}], 1e-4, torch.device("cpu"))
 
     def step() -> None:
-        if mode == "inference":
+        if not training:
             with torch.inference_mode():
                 model(*inputs)
             return
@@ -79,12 +123,12 @@ def make_step(implementation: str, name: str, mode: str) -> tuple[Callable[[], N
         model(*inputs).square().mean().backward()
         optimizer.step()
 
-    return step, sum(p.numel() for p in model.parameters())
+    return step, sum(p.numel() for p in model.parameters()), work
 
 
 def peak_memory(implementation: str, name: str, mode: str) -> dict:
     """Resident memory of one batch (activations, gradients, optimizer state) in this fresh process."""
-    step, _ = make_step(implementation, name, mode)
+    step, _, _ = make_step(implementation, name, mode)
     before = _status_mb("VmRSS")
     step()
     peak = _status_mb("VmHWM")
@@ -108,7 +152,7 @@ def time_interleaved(implementations: list[str], name: str, mode: str, warmup: i
     steps = {impl: make_step(impl, name, mode) for impl in implementations}
     times: dict[str, list[float]] = {impl: [] for impl in implementations}
     for i in range(warmup + iters):
-        for impl, (step, _) in steps.items():
+        for impl, (step, _, _) in steps.items():
             start = time.perf_counter()
             step()
             if i >= warmup:
@@ -119,6 +163,7 @@ def time_interleaved(implementations: list[str], name: str, mode: str, warmup: i
             "model": name,
             "mode": mode,
             "num_parameters": steps[impl][1],
+            **steps[impl][2],
             "jets_per_s": round(BATCH / min(times[impl]), 1),
             "jets_per_s_median": round(BATCH / statistics.median(times[impl]), 1),
             "seconds_per_batch": [round(t, 3) for t in times[impl]],
@@ -126,6 +171,20 @@ def time_interleaved(implementations: list[str], name: str, mode: str, warmup: i
         }
         for impl in implementations
     ]
+
+
+def encoder_state() -> dict[str, str]:
+    """Which encoder was measured: the hash of backbone/encoder.py and its regularisation."""
+    import hashlib
+
+    from jetfm.backbone import encoder
+
+    source = Path(encoder.__file__).read_bytes()
+    return {
+        "encoder_py_sha1": hashlib.sha1(source).hexdigest()[:12],
+        "drop_path": str(b"def drop_path" in source),
+        "attention_dropout": str(b"dropout_p=" in source),
+    }
 
 
 def weaver_version() -> str | None:
@@ -151,6 +210,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "small"])
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--memory-of", nargs=3, metavar=("IMPL", "MODEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_of:
@@ -176,15 +236,18 @@ def main() -> None:
         "real_particles": f"normal(mean={MEAN_REAL}, sd={SPREAD_REAL}) clipped to [5, {SLOTS}], front-packed",
         "warmup_batches": args.warmup,
         "timed_batches": args.iters,
-        "training_step": "AdamW step on the mean squared jet embedding (no head), dropout 0.1 as in ParT",
+        "training_step": "fused AdamW step on the mean squared jet embedding (no head), each model's own "
+        "regularisation in training mode (weaver: dropout 0.1; jetfm: its config's)",
+        "modes": {m: f"trimming quantile {q}" for m, q in MODES.items()},
+        "encoder": encoder_state(),
         "jets_per_s": "from the fastest timed batch; jets_per_s_median from the median one",
         "results": results,
         "jetfm_over_weaver_throughput": ratios(results, "jets_per_s"),
         "jetfm_over_weaver_throughput_median": ratios(results, "jets_per_s_median"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

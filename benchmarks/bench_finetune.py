@@ -1,21 +1,34 @@
-"""What pretraining buys for top tagging: AUC and background rejection against the number of labels.
+"""Top tagging with few labels: jetfm (from scratch, or pretrained and finetuned) against weaver-core's
+ParticleTransformer from scratch and a GBDT on substructure, trained to convergence.
 
     .venv/bin/python benchmarks/bench_finetune.py --train DATA/train --test DATA/test \\
-        --pretrained MODELS/pretrained [--labels 1000 10000 all] [--steps 2000]
+        [--pretrained MODELS/pretrained] [--labels 1000 10000] [--seeds 0 1 2] [--methods scratch weaver_part]
 
 `--train` and `--test` are dataset folders of ROOT shards holding top and QCD jets (the test set is
-never trained on); `--pretrained` is a model folder written by pretraining. For every label count a
-balanced subset of the training pool (nested: the 1000 jets are among the 10000) trains:
+never trained on); `--pretrained` is a model folder written by pretraining (needed by ``full``,
+``mlp_probe`` and ``linear_probe``). For every label count and seed a balanced subset of the
+training pool is drawn (nested over label counts) and a fifth of it, balanced, is held out as the
+validation split. Methods:
 
-- ``scratch``: our architecture from a random initialisation;
-- ``full``: the pretrained encoder finetuned (encoder at 0.1x the head's learning rate);
-- ``linear_probe``: the pretrained encoder frozen, only the head trained;
-- ``weaver_part``: weaver-core's ParticleTransformer at the same sizes, from scratch;
-- ``gbdt``: sklearn's HistGradientBoostingClassifier on jet mass, soft-drop mass, tau21, tau32.
+- ``scratch``: jetfm's architecture from a random initialisation (the size of `--pretrained`, or
+  `--size` without it);
+- ``full``: the pretrained encoder finetuned with jetfm's recipe (head and pooling at the full rate,
+  layer-wise decay below);
+- ``mlp_probe``: the pretrained encoder frozen, an MLP head trained;
+- ``linear_probe``: logistic regression on the frozen embeddings (L-BFGS; strength chosen on the
+  validation split);
+- ``weaver_part``: weaver-core's ParticleTransformer at the same sizes, from scratch, with a head of
+  the same width (and weaver's own random trimming of long jets in training);
+- ``gbdt``: sklearn's HistGradientBoostingClassifier on jet mass, soft-drop mass, tau21, tau32
+  (its own early stopping on the same validation split).
 
-The four networks get the same optimiser, schedule, batch size and number of steps. Results: a
-Markdown table on stdout, JSON (machine, command, date, settings, rows) and a plot of AUC against
-the number of labels.
+The networks trained by steps share everything but the model: optimiser (AdamW, no decay on
+norms, biases and tokens), warm-up + cosine schedule over `--max-steps`, batch size, the batches
+themselves, validation every `--eval-every` steps on the validation AUC, early stopping after
+`--patience` validations without improvement, and the best validated weights for the test. On
+the test set: AUC (with its Hanley-McNeil error) and 1/eps_B at eps_S = 0.3 and 0.5 with binomial
+errors from the number of background jets; per method, the mean and spread over seeds. Results:
+a Markdown table on stdout, JSON (machine, command, date, settings, every run) and a plot.
 """
 
 from __future__ import annotations
@@ -36,29 +49,40 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from backbone.atomic import write_json  # noqa: E402
-from backbone.checkpoint import from_pretrained  # noqa: E402
-from backbone.config import KINEMATIC_CHARGE_PID_FEATURES, EncoderConfig  # noqa: E402
-from backbone.data.cache import JetCache, open_cache  # noqa: E402
-from backbone.data.features import FeatureConfig  # noqa: E402
-from backbone.encoder import JetEncoder  # noqa: E402
-from backbone.evaluate import save_figure  # noqa: E402
-from backbone.finetune import LabelSubset, build_classifier, class_indices, class_lookup  # noqa: E402
-from backbone.metrics import classification_report  # noqa: E402
-from backbone.train import BatchSource, TrainConfig, Trainer, to_tensors  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.peers import weaver_part  # noqa: E402
+from jetfm.backbone.atomic import new_figure, save_figure, write_json  # noqa: E402
+from jetfm.backbone.checkpoint import from_pretrained  # noqa: E402
+from jetfm.backbone.config import EncoderConfig  # noqa: E402
+from jetfm.backbone.data.batching import inference_batches  # noqa: E402
+from jetfm.backbone.data.cache import JetCache, open_cache  # noqa: E402
+from jetfm.backbone.encoder import JetEncoder, default_features  # noqa: E402
+from jetfm.backbone.evaluate import validation_metrics  # noqa: E402
+from jetfm.backbone.finetune import (  # noqa: E402
+    LabelSubset,
+    build_classifier,
+    class_indices,
+    class_lookup,
+    fit_linear_probe,
+)
+from jetfm.backbone.metrics import auc_standard_error, classification_report, rejection_error  # noqa: E402
+from jetfm.backbone.registry import create_model, list_models  # noqa: E402
+from jetfm.backbone.train import TrainConfig, Trainer, to_tensors  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "finetune_converged.json"
 CLASSES = ("qcd", "top")
-OUR_MODES = ("scratch", "full", "linear_probe")
-METHODS = (*OUR_MODES, "weaver_part", "gbdt")
+PRETRAINED_METHODS = ("full", "mlp_probe", "linear_probe")
+METHODS = ("scratch", *PRETRAINED_METHODS, "weaver_part", "gbdt")
 GBDT_FEATURES = ("mass", "sdmass", "tau21", "tau32")
 HEAD_HIDDEN, HEAD_DROPOUT = 128, 0.1  # as backbone.finetune.HeadConfig's defaults, for weaver's head too
+VALIDATION_FRACTION = 0.2
 
 
 class WeaverClassifier(nn.Module):
-    """weaver-core's ParticleTransformer with a classifier, behind the Trainer's forward(batch) contract."""
+    """weaver-core's ParticleTransformer with a classifier, behind the Trainer's forward(batch) contract
+    and the ``classes`` / ``predict_proba`` that `validation_metrics` reads."""
+
+    classes = CLASSES
 
     def __init__(self, config: EncoderConfig, num_classes: int) -> None:
         super().__init__()
@@ -76,71 +100,72 @@ class WeaverClassifier(nn.Module):
         targets = self.label_to_class[batch["labels"]]
         return F.cross_entropy(logits, targets), {"accuracy": float((logits.argmax(-1) == targets).float().mean())}
 
-    def predict_proba(self, data: BatchSource, batch_size: int = 512) -> np.ndarray:
+    def predict_proba(self, data: Any, batch_size: int = 512) -> np.ndarray:
+        was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        chunks = []
+        out = np.empty((len(data), len(CLASSES)), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(data), batch_size):
-                batch = to_tensors(data.batch(np.arange(start, min(start + batch_size, len(data)))), device)
-                chunks.append(self.logits(batch).float().softmax(-1).cpu().numpy())
-        return np.concatenate(chunks)
+            for positions, arrays in inference_batches(data, batch_size):
+                out[positions] = self.logits(to_tensors(arrays, device)).float().softmax(-1).cpu().numpy()
+        self.train(was_training)
+        return out
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, required=True, help="dataset folder of ROOT shards: the label pool")
     parser.add_argument("--test", type=Path, required=True, help="dataset folder of ROOT shards: the test set")
-    parser.add_argument("--pretrained", type=Path, required=True, help="pretrained model folder")
-    parser.add_argument("--labels", nargs="+", default=["1000", "10000", "all"], help="label counts, or 'all'")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--steps", type=int, default=2000, help="optimiser steps per network and label count")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--pretrained", type=Path, help="pretrained model folder (full, mlp_probe, linear_probe)")
+    parser.add_argument("--size", default="tiny", choices=list_models(), help="network size without --pretrained")
+    parser.add_argument("--labels", nargs="+", type=int, default=[1000], help="labelled jets (train + validation)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="label subset, init and batches")
+    parser.add_argument("--methods", nargs="+", default=["scratch", "weaver_part"], choices=METHODS)
+    parser.add_argument("--max-steps", type=int, default=1500, help="step budget (the cosine schedule's length)")
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=25, help="steps between validations")
+    parser.add_argument("--patience", type=int, default=12, help="validations without improvement before stopping")
+    parser.add_argument("--bucket", action="store_true", help="batches of similar multiplicity (both networks)")
+    parser.add_argument("--trim", action="store_true", help="jetfm with weaver's random trimming of long jets")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--work", type=Path, default=Path("jetfm-workspace/bench_finetune"), help="caches, runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON path; the plot goes beside it")
     return parser.parse_args()
 
 
-def label_counts(values: list[str], pool: int) -> list[int | None]:
-    """Sorted label counts; None (every labelled jet of the pool) for 'all' or a count above the pool."""
-    return sorted({None if v == "all" or int(v) >= pool else int(v) for v in values}, key=lambda n: n or pool + 1)
-
-
 def open_dataset(folder: Path, work: Path, encoder: EncoderConfig) -> JetCache:
-    """The cached model inputs of a dataset folder, with the features the encoder was trained on."""
-    features = FeatureConfig(
-        max_particles=encoder.max_particles, include_charge_pid=encoder.input_dim == KINEMATIC_CHARGE_PID_FEATURES
-    )
-    return open_cache(folder, work / "cache" / folder.resolve().name, features)
+    """The cached model inputs of a dataset folder, with the features the encoder reads."""
+    return open_cache(folder, work / "cache" / folder.resolve().name, default_features(encoder))
 
 
-def train_network(model: nn.Module, data: BatchSource, args: argparse.Namespace, run_dir: Path) -> float:
-    """Trains `model` on `data` with the shared budget into a fresh `run_dir`; returns seconds taken."""
-    shutil.rmtree(run_dir, ignore_errors=True)  # a stale run of another model would otherwise be resumed
-    config = TrainConfig(
-        steps=args.steps,
+def train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
+    return TrainConfig(
+        steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr,
-        warmup_steps=max(1, args.steps // 10),
-        checkpoint_every=args.steps,
-        log_every=max(1, args.steps // 20),
-        seed=args.seed,
+        warmup_steps=max(1, args.max_steps // 20),
+        checkpoint_every=args.max_steps,
+        log_every=50,
+        seed=seed,
         device=args.device,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        bucket=args.bucket,
     )
+
+
+def train_network(model: nn.Module, fit: LabelSubset, val: LabelSubset, config: TrainConfig, run_dir: Path):
+    """Trains `model` with the shared recipe into a fresh `run_dir`; it ends with its best weights."""
+    shutil.rmtree(run_dir, ignore_errors=True)  # a stale run of another model would otherwise be resumed
     groups = model.param_groups() if hasattr(model, "param_groups") else None
-    start = time.perf_counter()
-    Trainer(model, data, config, run_dir, param_groups=groups).fit(show_progress=False)
-    return time.perf_counter() - start
-
-
-def network(method: str, pretrained: JetEncoder) -> nn.Module:
-    """A fresh network: a copy of the pretrained encoder is finetuned, so that runs do not share weights."""
-    if method == "weaver_part":
-        return WeaverClassifier(pretrained.config, len(CLASSES))
-    return build_classifier(copy.deepcopy(pretrained), CLASSES, mode=method)
+    trainer = Trainer(
+        model, fit, config, run_dir, param_groups=groups,
+        validate=lambda: validation_metrics(model, val), monitor="val_auc", maximize=True,
+    )
+    trainer.fit(show_progress=False)
+    return {"best_step": trainer.best.step, "steps_run": trainer.step, "val_auc": trainer.best.metrics["val_auc"]}
 
 
 def jet_observables(cache: JetCache, indices: np.ndarray) -> np.ndarray:
@@ -149,79 +174,148 @@ def jet_observables(cache: JetCache, indices: np.ndarray) -> np.ndarray:
     return np.stack([getattr(jets, name) for name in GBDT_FEATURES], axis=1)
 
 
-def run_gbdt(train: JetCache, subset: LabelSubset, test: JetCache, test_subset: LabelSubset, seed: int):
+def run_gbdt(ctx: dict[str, Any], fit: LabelSubset, val: LabelSubset, seed: int) -> tuple[np.ndarray, dict]:
+    """The GBDT's boosting iterations play the steps: the iteration with the best validation AUC
+    scores the test set."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    model = HistGradientBoostingClassifier(random_state=seed)
+    model = HistGradientBoostingClassifier(random_state=seed, early_stopping=False, max_iter=500)
+    model.fit(jet_observables(ctx["train"], fit.indices), class_indices(fit.labels, CLASSES))
+    val_targets = class_indices(val.labels, CLASSES)
+    val_auc = [
+        classification_report(p, val_targets, CLASSES)["auc"]
+        for p in model.staged_predict_proba(jet_observables(ctx["train"], val.indices))
+    ]
+    best = int(np.argmax(val_auc))
+    staged = model.staged_predict_proba(jet_observables(ctx["test"], ctx["test_subset"].indices))
+    probs = next(p for k, p in enumerate(staged) if k == best)
+    return probs, {"best_step": best + 1, "steps_run": len(val_auc), "val_auc": val_auc[best]}
+
+
+def network(method: str, ctx: dict[str, Any]) -> nn.Module:
+    """A fresh network; pretrained methods finetune a copy, so that runs do not share weights."""
+    if method == "weaver_part":
+        return WeaverClassifier(ctx["config"], len(CLASSES))
+    if method == "scratch":
+        return build_classifier(JetEncoder(ctx["config"]), CLASSES, mode="scratch")
+    return build_classifier(copy.deepcopy(ctx["pretrained"]), CLASSES, mode=method)
+
+
+def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Test-set probabilities, training seconds, trained parameters and what validation chose."""
+    args = ctx["args"]
+    torch.manual_seed(seed)
     start = time.perf_counter()
-    model.fit(jet_observables(train, subset.indices), class_indices(subset.labels, CLASSES))
-    seconds = time.perf_counter() - start
-    return model.predict_proba(jet_observables(test, test_subset.indices)), seconds
-
-
-def run_one(method: str, subset: LabelSubset, ctx: dict[str, Any], run_dir: Path) -> tuple[np.ndarray, float, int]:
-    """Class probabilities on the test set, training seconds and the number of trained parameters."""
     if method == "gbdt":
-        probs, seconds = run_gbdt(ctx["train"], subset, ctx["test"], ctx["test_subset"], ctx["args"].seed)
-        return probs, seconds, 0
-    torch.manual_seed(ctx["args"].seed)
-    model = network(method, ctx["encoder"])
-    seconds = train_network(model, subset, ctx["args"], run_dir)
+        probs, chosen = run_gbdt(ctx, fit, val, seed)
+        return {"probs": probs, "seconds": time.perf_counter() - start, "trained": 0, **chosen}
+    model = network(method, ctx)
+    if method == "linear_probe":
+        probe = fit_linear_probe(model, fit, val)
+        chosen = {"best_step": None, "l2_strength": probe["l2_strength"], **validation_metrics(model, val)}
+    else:
+        config = train_config(args, seed)
+        if args.trim and method != "weaver_part":
+            config.trim = True
+        chosen = train_network(model, fit, val, config, args.work / "runs" / f"{method}-{len(fit)}-{seed}")
+    seconds = time.perf_counter() - start
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return model.predict_proba(ctx["test_subset"]), seconds, trained
+    return {"probs": model.predict_proba(ctx["test_subset"]), "seconds": seconds, "trained": trained, **chosen}
 
 
-def summary_row(method: str, n_labels: int, report: dict[str, Any], seconds: float, trained: int) -> dict[str, Any]:
-    return {
+def summary_row(method: str, n_labels: int, seed: int, run: dict[str, Any], targets: np.ndarray) -> dict[str, Any]:
+    report = classification_report(run["probs"], targets, CLASSES, signal="top")
+    n_signal, n_background = int((targets == 1).sum()), int((targets == 0).sum())
+    row = {
         "method": method,
         "num_labels": n_labels,
+        "seed": seed,
         "auc": report["auc"],
+        "auc_error": auc_standard_error(report["auc"], n_signal, n_background),
         "accuracy": report["accuracy"],
-        "rejection_at_0.5": report["background_rejection"]["0.5"],
-        "rejection_at_0.3": report["background_rejection"]["0.3"],
-        "train_seconds": round(seconds, 1),
-        "trained_parameters": trained,
+        "best_step": run.get("best_step"),
+        "steps_run": run.get("steps_run"),
+        "val_auc": run.get("val_auc"),
+        "train_seconds": round(run["seconds"], 1),
+        "trained_parameters": run["trained"],
         "roc": report["roc"],
     }
+    for eff in ("0.3", "0.5"):
+        eps_b = report["background_efficiency"][eff]
+        row[f"rejection_at_{eff}"] = report["background_rejection"][eff]
+        row[f"rejection_at_{eff}_error"] = rejection_error(eps_b, n_background)
+        row[f"background_passing_at_{eff}"] = round(eps_b * n_background)
+    if "l2_strength" in run:
+        row["l2_strength"] = run["l2_strength"]
+    return row
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    def rejection(value: float | None) -> str:
-        return "inf (no background passes)" if value is None else f"{value:.1f}"
+def _value(value: float | None, error: float | None = None, digits: int = 1) -> str:
+    if value is None:
+        return "inf (no background passes)"
+    return f"{value:.{digits}f}" if error is None else f"{value:.{digits}f} ± {error:.{digits}f}"
 
+
+def runs_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| labels | method | AUC | 1/eps_B @ eps_S=0.5 | 1/eps_B @ eps_S=0.3 | train s |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| labels | method | seed | AUC | 1/eps_B @ eps_S=0.3 | 1/eps_B @ eps_S=0.5 | best step / run | train s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        steps = "" if r["best_step"] is None else f"{r['best_step']} / {r['steps_run'] or ''}".rstrip(" /")
         lines.append(
-            f"| {r['num_labels']} | {r['method']} | {r['auc']:.4f} | {rejection(r['rejection_at_0.5'])} "
-            f"| {rejection(r['rejection_at_0.3'])} | {r['train_seconds']} |"
+            f"| {r['num_labels']} | {r['method']} | {r['seed']} | {_value(r['auc'], r['auc_error'], 4)} "
+            f"| {_value(r['rejection_at_0.3'], r['rejection_at_0.3_error'])} "
+            f"| {_value(r['rejection_at_0.5'], r['rejection_at_0.5_error'])} | {steps} | {r['train_seconds']} |"
         )
     return "\n".join(lines)
 
 
-def plot_auc(rows: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
+def seed_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (labels, method): mean and standard deviation over seeds of AUC and the rejections."""
+    out = []
+    for key in dict.fromkeys((r["num_labels"], r["method"]) for r in rows):
+        runs = [r for r in rows if (r["num_labels"], r["method"]) == key]
+        entry: dict[str, Any] = {"num_labels": key[0], "method": key[1], "seeds": len(runs)}
+        for name in ("auc", "rejection_at_0.3", "rejection_at_0.5"):
+            values = np.array([np.inf if r[name] is None else r[name] for r in runs], dtype=float)
+            entry[name] = float(values.mean())
+            entry[f"{name}_seed_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        out.append(entry)
+    return out
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for method in dict.fromkeys(r["method"] for r in rows):
-        points = sorted((r["num_labels"], r["auc"]) for r in rows if r["method"] == method)
-        ax.plot(*zip(*points), marker="o", label=method)
+def summary_table(summary: list[dict[str, Any]]) -> str:
+    lines = [
+        "| labels | method | seeds | AUC (mean ± sd) | 1/eps_B @ 0.3 (mean ± sd) | 1/eps_B @ 0.5 (mean ± sd) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['num_labels']} | {s['method']} | {s['seeds']} | {_value(s['auc'], s['auc_seed_std'], 4)} "
+            f"| {_value(s['rejection_at_0.3'], s['rejection_at_0.3_seed_std'])} "
+            f"| {_value(s['rejection_at_0.5'], s['rejection_at_0.5_seed_std'])} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_auc(summary: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = new_figure(figsize=(6, 4.5))
+    for method in dict.fromkeys(s["method"] for s in summary):
+        points = sorted((s["num_labels"], s["auc"], s["auc_seed_std"] or 0.0) for s in summary if s["method"] == method)
+        x, y, err = zip(*points)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
     ax.set_xscale("log")
-    ax.set_xlabel("labelled training jets")
-    ax.set_ylabel("AUC (top vs QCD)")
+    ax.set_xlabel("labelled jets (training + validation)")
+    ax.set_ylabel("AUC (top vs QCD), mean over seeds")
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)
     return save_figure(fig, path)
 
 
-def available_methods(requested: list[str]) -> tuple[list[str], dict[str, str]]:
+def available_methods(requested: list[str], pretrained: Path | None) -> tuple[list[str], dict[str, str]]:
     """The requested methods that can run here, and why the others cannot."""
-    skipped = {}
+    skipped = {m: "needs --pretrained" for m in requested if m in PRETRAINED_METHODS and pretrained is None}
     for method, module, package in (("weaver_part", "weaver", "weaver-core"), ("gbdt", "sklearn", "scikit-learn")):
         if method not in requested:
             continue
@@ -234,41 +328,55 @@ def available_methods(requested: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def main() -> None:
     args = parse_args()
-    methods, skipped = available_methods(args.methods)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    methods, skipped = available_methods(args.methods, args.pretrained)
     for method, why in skipped.items():
         print(f"skipping {method}: {why}", file=sys.stderr)
-    encoder = from_pretrained(args.pretrained)
-    train, test = (open_dataset(folder, args.work, encoder.config) for folder in (args.train, args.test))
+    pretrained = from_pretrained(args.pretrained) if args.pretrained else None
+    config = pretrained.config if pretrained is not None else create_model(args.size).config
+    train, test = (open_dataset(folder, args.work, config) for folder in (args.train, args.test))
     pool_labels = train[:].labels
     test_subset = LabelSubset(test, None, CLASSES, labels=test[:].labels)
     test_targets = class_indices(test_subset.labels, CLASSES)
-    ctx = {"args": args, "encoder": encoder, "train": train, "test": test, "test_subset": test_subset}
+    ctx = {"args": args, "config": config, "pretrained": pretrained, "train": train, "test": test,
+           "test_subset": test_subset}
     rows = []
-    for n_labels in label_counts(args.labels, len(pool_labels)):
-        subset = LabelSubset(train, n_labels, CLASSES, seed=args.seed, labels=pool_labels)
-        for method in methods:
-            probs, seconds, trained = run_one(method, subset, ctx, args.work / "runs" / f"{method}-{len(subset)}")
-            report = classification_report(probs, test_targets, CLASSES, signal="top")
-            rows.append(summary_row(method, len(subset), report, seconds, trained))
-            print(f"{len(subset)} labels, {method}: AUC {report['auc']:.4f} ({seconds:.0f} s)", flush=True)
-    table = markdown_table(rows)
-    print(table)
+    for n_labels in sorted(args.labels):
+        for seed in args.seeds:
+            fit, val = LabelSubset(train, n_labels, CLASSES, seed=seed, labels=pool_labels).split(
+                VALIDATION_FRACTION, seed
+            )
+            for method in methods:
+                run = run_one(method, fit, val, seed, ctx)
+                rows.append(summary_row(method, n_labels, seed, run, test_targets))
+                r = rows[-1]
+                print(
+                    f"{n_labels} labels, seed {seed}, {method}: AUC {r['auc']:.4f}, 1/eps_B@0.3 "
+                    f"{_value(r['rejection_at_0.3'], r['rejection_at_0.3_error'])}, best step {r['best_step']} "
+                    f"of {r['steps_run']} ({r['train_seconds']:.0f} s)",
+                    flush=True,
+                )
+    summary = seed_summary(rows)
+    tables = f"{summary_table(summary)}\n\n{runs_table(rows)}"
+    print(tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    plot = plot_auc(rows, args.out.with_name(f"{args.out.stem}_auc.png"))
+    plot = plot_auc(summary, args.out.with_name(f"{args.out.stem}_auc.png"))
     write_json(
         args.out,
         {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "machine": machine_info(),
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "pretrained_config": encoder.config.to_dict(),
+            "encoder_config": config.to_dict(),
+            "validation_fraction": VALIDATION_FRACTION,
             "train_pool_jets": int((class_indices(pool_labels, CLASSES) >= 0).sum()),
             "test_jets": len(test_subset),
             "test_class_counts": {c: int((test_targets == k).sum()) for k, c in enumerate(CLASSES)},
             "skipped_methods": skipped,
             "plot": str(plot),
-            "table_markdown": table,
+            "tables_markdown": tables,
+            "summary": summary,
             "results": rows,
         },
     )

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backbone.data.generate import GenerationConfig, ShardTask, generate, generate_shard, shard_seed  # noqa: E402
-from backbone.data.pythia import make_pythia, pythia_settings  # noqa: E402
-from backbone.data.schema import PROCESSES  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from jetfm.backbone.data.generate import GenerationConfig, ShardTask, generate, generate_shard, shard_seed  # noqa: E402
+from jetfm.backbone.data.pythia import make_pythia, pythia_settings  # noqa: E402
+from jetfm.backbone.data.schema import PROCESSES  # noqa: E402
 
 
 def bare_pythia_rate(process: str, n_events: int, seed: int) -> float:

@@ -27,14 +27,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from backbone.data.cache import open_cache  # noqa: E402
-from backbone.data.generate import GenerationConfig, generate  # noqa: E402
-from backbone.data.readers import open_jets  # noqa: E402
-from backbone.pretrain.ntp import NextTokenObjective  # noqa: E402
-from backbone.pretrain.sampling import compare_samples, plot_sample_comparison, sample_jets  # noqa: E402
-from backbone.registry import create_model  # noqa: E402
-from backbone.train import TrainConfig, Trainer  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from jetfm.backbone.data.cache import open_cache  # noqa: E402
+from jetfm.backbone.data.generate import GenerationConfig, generate  # noqa: E402
+from jetfm.backbone.data.readers import open_jets  # noqa: E402
+from jetfm.backbone.pretrain.ntp import NextTokenObjective  # noqa: E402
+from jetfm.backbone.pretrain.sampling import compare_samples, plot_sample_comparison, sample_jets  # noqa: E402
+from jetfm.backbone.registry import create_model  # noqa: E402
+from jetfm.backbone.train import TrainConfig, Trainer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ntp_sampling.json"
 BENCH_DIR = Path(os.environ.get("JETFM_HOME", ROOT / "jetfm-workspace")) / "bench"

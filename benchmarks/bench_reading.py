@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backbone.data.cache import JetTorchDataset, open_cache  # noqa: E402
-from backbone.data.features import FeatureConfig, iterate_tensors  # noqa: E402
-from backbone.data.readers import count_jets, resolve_paths  # noqa: E402
-from backbone.data.rootio import write_jets  # noqa: E402
-from backbone.data.schema import LABEL_BRANCHES, PID_FLAGS, PROCESSES  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from jetfm.backbone.data.cache import JetTorchDataset, open_cache  # noqa: E402
+from jetfm.backbone.data.features import FeatureConfig, iterate_tensors  # noqa: E402
+from jetfm.backbone.data.readers import count_jets, resolve_paths  # noqa: E402
+from jetfm.backbone.data.rootio import write_jets  # noqa: E402
+from jetfm.backbone.data.schema import LABEL_BRANCHES, PID_FLAGS, PROCESSES  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reading.json"
 

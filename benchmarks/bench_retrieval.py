@@ -33,9 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backbone.embed import l2_normalised, load_embeddings  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
-from retrieval.index import JetIndex  # noqa: E402
+from jetfm.backbone.atomic import write_json  # noqa: E402
+from jetfm.backbone.embed import l2_normalised, load_embeddings  # noqa: E402
+from jetfm.retrieval.index import JetIndex  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "retrieval.json"
 K = 10
@@ -168,10 +169,7 @@ def main() -> None:
         print(f"n={n}: exact ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
         for kind in args.kinds:
             results["runs"].append({"n": n, **bench_kind(kind, vectors, queries, truth)})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    write_json(args.out, results)
     print(f"wrote {args.out}")
 
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 
-from backbone.hardware import cpu_model
+from jetfm.backbone.hardware import cpu_model
 
 
 def machine_info() -> dict[str, object]:

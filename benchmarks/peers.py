@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from backbone.config import EncoderConfig
+from jetfm.backbone.config import EncoderConfig
 
 
 def weaver_part(

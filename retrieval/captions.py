@@ -1,157 +1,148 @@
-"""Text descriptions of jets, written from the truth class and the measured observables.
+"""Text descriptions of jets: what a physicist sees in the measured observables, sometimes with the
+truth class.
 
-A caption joins a phrase for the jet's class (with the physics of its decay: prong structure,
-nominal mass, b content) to its measured observables, rounded the way a physicist would say them:
-jet mass and soft-drop mass to 5 GeV, pT to 10 GeV, the constituent multiplicity to 5, and a prong
-count read off the N-subjettiness ratios (:func:`prong_count`).
+A caption is a subject and two or three clauses. The subject names the jet's class (one of the
+classes table's words, with its decay or content) in ``CLASS_SHARE`` of the captions and is a plain
+"jet" otherwise, so most captions teach the alignment what the observables look like, not the
+class. The clauses each state one thing the observables show:
 
-Templates are split once and for all into training and evaluation phrasings (every
-``EVAL_EVERY``-th template, in the fixed order of ``TEMPLATES``, is evaluation-only), so an
-alignment can be scored on wordings it never saw. Class phrases are shared by both splits: the
-held-out part is the sentence, not the vocabulary of particle names.
+- prongs: the N-subjettiness category of :func:`prong_count` (four, three, two or one prong);
+- mass and soft-drop mass, in numbers (rounded to 10 GeV) or in words (very low-mass ... very
+  massive), and whether the soft-drop mass sits within ``NEAR_NOMINAL`` of a known particle's mass
+  (the classes table's nominal masses: W, Z, Higgs, top);
+- how collimated: the jet mass over pT (a two-body decay opens by ~2m/pT);
+- the constituent count, in numbers (rounded to 10) or words (low/moderate/high multiplicity);
+- what grooming does: soft-drop mass over mass near 1 means hard, balanced subjets; a small ratio
+  means soft wide-angle radiation that soft drop removes;
+- pT (rounded to 20 GeV).
 
-The class physics used here (nominal masses from the PDG; the soft-drop mass is the one that peaks
-there): QCD jets come from a light quark or gluon and are one-pronged with a falling mass spectrum;
-t -> bW -> bqq' gives three prongs, one of them a b quark, at ~173 GeV; W -> qq' and Z -> qq give
-two prongs at 80 and 91 GeV; H -> bb gives two b-quark prongs at 125 GeV.
+The jet metadata holds no b-tagging information (no impact parameters, no secondary vertices), so
+no caption claims b content from the data; only class phrases (the truth) mention b quarks.
+
+Two vocabularies, ``"train"`` and ``"eval"``, word every clause, subject and joiner differently
+(``VOCABULARY``), so an alignment can be scored on wordings it never saw.
 """
 
 from __future__ import annotations
 
 import math
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from backbone.data.schema import PROCESSES
+from jetfm.backbone.data.classes import CLASSES, JET_CLASSES, PROCESSES, JetClass
+from jetfm.errors import UsageError
 
-EVAL_EVERY = 4
 SPLITS = ("train", "eval")
+CLASS_SHARE = 0.4  # captions whose subject names the class
 
-# Thresholds on tau32 and tau21 that separate three-, two- and one-pronged jets in our generated
-# samples (pT 550-650 GeV): median tau32 is 0.47 for tops and ~0.78 otherwise; median tau21 is
-# ~0.33 for W/Z/H and 0.65 for QCD.
+# Thresholds on the N-subjettiness ratios that separate four-, three-, two- and one-pronged jets in
+# our generated samples (pT 550-650 GeV): median tau32 is 0.47 for tops and ~0.78 otherwise; median
+# tau21 is ~0.33 for W/Z/H and 0.65 for QCD.
 THREE_PRONG_TAU32 = 0.6
 TWO_PRONG_TAU21 = 0.5
+# tau43 < 0.65 for 28% of H -> WW* -> 4q jets, 11% of tops and <= 3% of two-prong classes and QCD.
+FOUR_PRONG_TAU43 = 0.65
 LOW_MULTIPLICITY = 40
 HIGH_MULTIPLICITY = 70
-MASS_BIN = 20  # GeV; width of the mass windows some captions state
+MASS_BIN = 20  # GeV; width of the mass windows of the describe-jet descriptions
+# Rounding of the numbers a caption states, as one would say them (and few distinct captions to encode).
+MASS_STEP, PT_STEP, COUNT_STEP = 10, 20, 10
+NEAR_NOMINAL = 10.0  # GeV; a soft-drop mass this close to a particle's mass is said to be near it
+# Upper edges of the mass words (GeV), of the m/pT collimation words, of the sdmass/mass grooming words.
+MASS_EDGES = (40.0, 70.0, 110.0, 150.0)
+COLLIMATION_EDGES = (0.12, 0.22)
+GROOMING_EDGES = (0.5, 0.85)
 
-
-@dataclass(frozen=True)
-class ClassPhysics:
-    names: tuple[str, ...]  # noun phrases naming the jet, usable after "a"/"an" ... ("a top quark jet")
-    label: str  # the short label used for zero-shot prompts and class queries
-    decay: str
-    prongs: int
-    nominal_mass: float | None
-    flavour: str  # b content, or what the jet is made of
-
-
-CLASS_PHYSICS: dict[str, ClassPhysics] = {
-    "qcd": ClassPhysics(
-        names=("QCD jet", "light-quark or gluon jet", "QCD multijet background jet", "quark or gluon initiated jet"),
-        label="QCD light-quark or gluon",
-        decay="initiated by a light quark or a gluon",
-        prongs=1,
-        nominal_mass=None,
-        flavour="with no heavy resonance inside",
-    ),
-    "top": ClassPhysics(
-        names=("top quark jet", "hadronic top jet", "t to bqq' jet", "boosted top quark jet"),
-        label="top quark",
-        decay="from a hadronic top quark decay t -> bW -> bqq'",
-        prongs=3,
-        nominal_mass=173.0,
-        flavour="with one b-quark prong and a W boson",
-    ),
-    "wqq": ClassPhysics(
-        names=("W boson jet", "hadronic W jet", "W to qq' jet", "boosted W boson jet"),
-        label="W boson",
-        decay="from a hadronic W boson decay W -> qq'",
-        prongs=2,
-        nominal_mass=80.4,
-        flavour="with two light-quark prongs",
-    ),
-    "zqq": ClassPhysics(
-        names=("Z boson jet", "hadronic Z jet", "Z to qq jet", "boosted Z boson jet"),
-        label="Z boson",
-        decay="from a hadronic Z boson decay Z -> qq",
-        prongs=2,
-        nominal_mass=91.2,
-        flavour="with a quark-antiquark pair",
-    ),
-    "hbb": ClassPhysics(
-        names=("Higgs boson jet", "Higgs to bb jet", "Higgs to b-quark jet", "boosted Higgs boson jet"),
-        label="Higgs boson to b quarks",
-        decay="from a Higgs boson decay H -> bb",
-        prongs=2,
-        nominal_mass=125.0,
-        flavour="with two b-quark prongs",
-    ),
-}
-
-PRONG_WORDS = {1: "one-pronged", 2: "two-pronged", 3: "three-pronged"}
+# The class physics and words (names, label, decay, flavour, prongs, nominal mass) come from the one
+# table of jet classes.
+CLASS_PHYSICS: dict[str, JetClass] = CLASSES
 CLASS_LABELS: dict[str, str] = {p: CLASS_PHYSICS[p].label for p in PROCESSES}
-
-# Fields: name (a class noun phrase), decay, flavour, nominal (the class's nominal mass), mass,
-# sdmass, window (a MASS_BIN-wide window around the soft-drop mass), pt, n (constituents),
-# multiplicity (low/moderate/high), prongs (measured, e.g. "two-pronged").
-TEMPLATES: tuple[str, ...] = (
-    "a {name} with mass {mass} GeV",
-    "a {prongs} {name}, soft-drop mass {sdmass} GeV",
-    "{name} {decay}, pT {pt} GeV",
-    "a {name} {flavour}",  # eval
-    "a {name} with soft-drop mass {window}",
-    "{prongs} jet {decay}, mass {mass} GeV and {n} constituents",
-    "a {name} of mass {mass} GeV, soft-drop mass {sdmass} GeV, pT {pt} GeV",
-    "jet {decay} with soft-drop mass {window} and {multiplicity} multiplicity",  # eval
-    "a {name} {flavour}, {prongs}, mass {mass} GeV",
-    "{name} with {n} particles and a jet mass of {mass} GeV",
-    "a {multiplicity}-multiplicity {name} at pT {pt} GeV",
-    "this is a {name}; its groomed mass is {sdmass} GeV",  # eval
-    "{prongs} substructure in a {name}, whose nominal mass is {nominal}",
-    "a {name} {decay}",
-    "a {name} whose soft-drop mass is {window}, {prongs}",
-    "boosted jet {decay}, transverse momentum {pt} GeV, mass {mass} GeV",  # eval
-    "a {name}: mass {mass} GeV, {n} constituents, {prongs}",
-    "{name}, {multiplicity} multiplicity, {flavour}",
-    "a {name} with mass {window}",
-    "an example of a {name} carrying {pt} GeV of transverse momentum",  # eval
-)
+PRONG_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four"}
+PRONG_WORDS = {k: f"{word}-pronged" for k, word in PRONG_NUMBERS.items()}
 
 
-def template_split(index: int) -> str:
-    """Which split template number ``index`` of ``TEMPLATES`` belongs to."""
-    return "eval" if index % EVAL_EVERY == EVAL_EVERY - 1 else "train"
+def _particles() -> dict[str, float]:
+    """The particles whose mass a jet can sit at, named as the labels of the classes table name them
+    ("top quark", "W boson", "Higgs boson"), one per nominal mass."""
+    out: dict[str, float] = {}
+    for c in JET_CLASSES:
+        if c.nominal_mass is not None and c.nominal_mass not in out.values():
+            out[c.label.split(" to ")[0]] = c.nominal_mass
+    return out
 
 
-def templates(split: str) -> tuple[str, ...]:
-    """The templates of one split (``"train"`` or ``"eval"``)."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown caption split {split!r}; choose from {', '.join(SPLITS)}")
-    return tuple(t for i, t in enumerate(TEMPLATES) if template_split(i) == split)
+PARTICLE_MASSES = _particles()
+
+# Every word a caption uses, by split. Levels follow the edges above (lowest first); a clause's
+# phrasings are filled with the jet's values ({m} mass, {sd} soft-drop mass, {pt}, {n} constituents,
+# {word} a level word, {k} the prong number in words, {particle}).
+VOCABULARY: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {
+        "neutral": ("jet", "large-radius jet", "fat jet"),
+        "prongs": ("{k}-pronged", "with {k} prongs"),
+        "mass": ("mass {m} GeV", "a jet mass of {m} GeV"),
+        "mass_word": ("{word}",),
+        "mass_levels": ("very low-mass", "low-mass", "medium-mass", "massive", "very massive"),
+        "sdmass": ("soft-drop mass {sd} GeV", "groomed mass {sd} GeV"),
+        "near": ("soft-drop mass near the {particle} mass", "groomed mass consistent with a {particle}"),
+        "collimation": ("{word}", "{word} radiation pattern"),
+        "collimation_levels": ("very collimated", "collimated", "wide-angle"),
+        "constituents": ("{n} constituents", "{word} multiplicity"),
+        "multiplicity_levels": ("low", "moderate", "high"),
+        "grooming": ("{word}",),
+        "grooming_levels": ("grooming strips away most of its mass", "grooming removes some soft radiation",
+                            "grooming keeps almost all of its mass"),
+        "pt": ("pT {pt} GeV", "transverse momentum {pt} GeV"),
+        "joiners": (": ", ", "),
+    },
+    "eval": {
+        "neutral": ("hadronic object", "R = 0.8 jet"),
+        "prongs": ("a {k}-subjet structure",),
+        "mass": ("m_jet = {m}",),
+        "mass_word": ("{word}",),
+        "mass_levels": ("nearly weightless", "lightweight", "mid-weight", "weighty", "heavyweight"),
+        "sdmass": ("m_SD = {sd}",),
+        "near": ("m_SD matching a {particle}",),
+        "collimation": ("{word}",),
+        "collimation_levels": ("pencil-thin", "fairly narrow", "broad"),
+        "constituents": ("built from {n} particles", "a {word} particle count"),
+        "multiplicity_levels": ("sparse", "typical", "busy"),
+        "grooming": ("{word}",),
+        "grooming_levels": ("soft drop discards the bulk of it", "partly trimmed by soft drop",
+                            "robust against soft drop"),
+        "pt": ("p_T = {pt}",),
+        "joiners": (" - ", "; "),
+    },
+}
+CLAUSES = ("prongs", "mass", "mass_word", "sdmass", "near", "collimation", "constituents", "grooming", "pt")
 
 
-def template_fields(template: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
-
-
-def prong_count(tau21: float, tau32: float) -> int:
-    """Prongs as the N-subjettiness ratios measure them: 3 for a small tau3/tau2, else 2 for a small
-    tau2/tau1, else 1. NaN ratios count as not small."""
+def prong_count(tau21: float, tau32: float, tau43: float = math.nan) -> int:
+    """Prongs as the N-subjettiness ratios measure them: 4 for a small tau4/tau3, else 3 for a small
+    tau3/tau2, else 2 for a small tau2/tau1, else 1. NaN ratios count as not small."""
+    if tau43 < FOUR_PRONG_TAU43:
+        return 4
     if tau32 < THREE_PRONG_TAU32:
         return 3
     return 2 if tau21 < TWO_PRONG_TAU21 else 1
 
 
-def multiplicity_word(n: float) -> str:
-    if n < LOW_MULTIPLICITY:
-        return "low"
-    return "high" if n >= HIGH_MULTIPLICITY else "moderate"
+def level(value: float, edges: Sequence[float]) -> int:
+    """Index of the interval of ``edges`` that ``value`` falls in (0 below the first edge)."""
+    return int(np.searchsorted(np.asarray(edges), value, side="right"))
+
+
+def multiplicity_level(n: float) -> int:
+    return level(n, (LOW_MULTIPLICITY, HIGH_MULTIPLICITY - 0.5))
+
+
+def nearest_particle(sdmass: float) -> str | None:
+    """The particle whose mass the soft-drop mass sits at (within ``NEAR_NOMINAL``), if any."""
+    name, mass = min(PARTICLE_MASSES.items(), key=lambda item: abs(item[1] - sdmass))
+    return name if abs(mass - sdmass) <= NEAR_NOMINAL else None
 
 
 def _rounded(value: float, step: int) -> str:
@@ -174,26 +165,35 @@ class JetFacts:
     tau21: float
     tau32: float
     nparticles: float
+    tau43: float = math.nan
 
-    def fields(self) -> dict[str, str]:
-        """Template fields that can be filled for this jet; a NaN observable leaves its fields out."""
-        physics = CLASS_PHYSICS[self.process]
-        out = {"decay": physics.decay, "flavour": physics.flavour}
-        if physics.nominal_mass is not None:
-            out["nominal"] = f"{physics.nominal_mass:.0f} GeV"
+    def clauses(self, split: str) -> dict[str, list[str]]:
+        """Each clause this jet's known observables can fill, in every phrasing of ``split``."""
+        words = VOCABULARY[split]
+        values: dict[str, dict[str, str]] = {}
+        if math.isfinite(self.tau21) or math.isfinite(self.tau32) or math.isfinite(self.tau43):
+            values["prongs"] = {"k": PRONG_NUMBERS[prong_count(self.tau21, self.tau32, self.tau43)]}
         if math.isfinite(self.mass):
-            out["mass"] = _rounded(self.mass, 5)
+            values["mass"] = {"m": _rounded(self.mass, MASS_STEP)}
+            values["mass_word"] = {"word": words["mass_levels"][level(self.mass, MASS_EDGES)]}
+            if math.isfinite(self.pt) and self.pt > 0:
+                values["collimation"] = {"word": words["collimation_levels"][level(self.mass / self.pt,
+                                                                                    COLLIMATION_EDGES)]}
         if math.isfinite(self.sdmass):
-            out["sdmass"] = _rounded(max(self.sdmass, 0.0), 5)
-            out["window"] = mass_window(max(self.sdmass, 0.0))
+            sdmass = max(self.sdmass, 0.0)
+            values["sdmass"] = {"sd": _rounded(sdmass, MASS_STEP)}
+            particle = nearest_particle(sdmass)
+            if particle:
+                values["near"] = {"particle": particle}
+            if math.isfinite(self.mass) and self.mass > 0:
+                ratio = sdmass / self.mass
+                values["grooming"] = {"word": words["grooming_levels"][level(ratio, GROOMING_EDGES)]}
         if math.isfinite(self.pt):
-            out["pt"] = _rounded(self.pt, 10)
+            values["pt"] = {"pt": _rounded(self.pt, PT_STEP)}
         if math.isfinite(self.nparticles):
-            out["n"] = _rounded(self.nparticles, 5)
-            out["multiplicity"] = multiplicity_word(self.nparticles)
-        if math.isfinite(self.tau21) or math.isfinite(self.tau32):
-            out["prongs"] = PRONG_WORDS[prong_count(self.tau21, self.tau32)]
-        return out
+            values["constituents"] = {"n": _rounded(self.nparticles, COUNT_STEP),
+                                      "word": words["multiplicity_levels"][multiplicity_level(self.nparticles)]}
+        return {name: [p.format(**fields) for p in words[name]] for name, fields in values.items()}
 
 
 def jet_facts(metadata: pd.DataFrame) -> list[JetFacts]:
@@ -201,64 +201,63 @@ def jet_facts(metadata: pd.DataFrame) -> list[JetFacts]:
     labels = metadata["label"].to_numpy()
     unknown = np.flatnonzero((labels < 0) | (labels >= len(PROCESSES)))
     if unknown.size:
-        raise ValueError(
+        raise UsageError(
             f"{unknown.size} jets have no known class (label -1, e.g. row {unknown[0]}); captions are written from "
             "the truth class, so align on labelled (generated) jets only"
         )
-    columns = {c: metadata[c].to_numpy(np.float64) for c in ("mass", "sdmass", "pt", "tau21", "tau32", "nparticles")}
-    return [
-        JetFacts(PROCESSES[label], *(float(columns[c][i]) for c in columns)) for i, label in enumerate(labels)
-    ]
+    names = ("mass", "sdmass", "pt", "tau21", "tau32", "nparticles", "tau43")
+    columns = {c: metadata[c].to_numpy(np.float64) if c in metadata else np.full(len(metadata), np.nan)
+               for c in names}
+    return [JetFacts(PROCESSES[label], *(float(columns[c][i]) for c in names)) for i, label in enumerate(labels)]
 
 
-def caption(facts: JetFacts, template: str, name: str) -> str:
-    """``template`` filled for one jet, naming its class ``name``."""
-    return template.format(name=name, **facts.fields())
+def class_subjects(process: str, split: str) -> tuple[str, ...]:
+    """Noun phrases naming a class in one split: the table's first three names (and the decay or the
+    content) for training, the fourth name and the label for evaluation."""
+    c = CLASS_PHYSICS[process]
+    if split == "train":
+        return (*c.names[:3], f"jet {c.decay}", f"{c.names[0]} {c.flavour}")
+    return (c.names[3], f"jet of a {c.label}")
+
+
+def caption(subject: str, clauses: Sequence[str], joiner: str) -> str:
+    """``"a fat jet: two-pronged, mass 85 GeV"`` (an article before the subject)."""
+    article = "an" if subject[0].lower() in "aeiou" and not subject.startswith(("one", "u")) else "a"
+    return f"{article} {subject}{joiner}{', '.join(clauses)}"
 
 
 def captions_for(facts: Sequence[JetFacts], per_jet: int = 4, split: str = "train", seed: int = 0) -> list[list[str]]:
-    """``per_jet`` captions for each jet, from distinct templates of ``split`` (as many as fit its
-    known observables), each with a randomly drawn class phrase. Deterministic in ``seed``."""
+    """``per_jet`` captions for each jet in the vocabulary of ``split``: a subject (the class in
+    ``CLASS_SHARE`` of them) and two or three clauses its known observables fill. Deterministic in ``seed``."""
+    if split not in SPLITS:
+        raise UsageError(f"unknown caption split {split!r}; choose from {', '.join(SPLITS)}")
     if per_jet < 1:
-        raise ValueError(f"per_jet must be >= 1, got {per_jet}")
-    pool = templates(split)
-    needs = [template_fields(t) - {"name"} for t in pool]
+        raise UsageError(f"per_jet must be >= 1, got {per_jet}")
+    words = VOCABULARY[split]
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     out = []
     for jet in facts:
-        available = jet.fields().keys()
-        usable = [t for t, need in zip(pool, needs) if need <= available]
-        if not usable:
-            raise ValueError(f"no {split} template fits a jet with only {sorted(available)} known")
-        chosen = rng.choice(len(usable), size=per_jet, replace=per_jet > len(usable))
-        names = CLASS_PHYSICS[jet.process].names
-        out.append([caption(jet, usable[c], names[rng.integers(len(names))]) for c in chosen])
+        clauses = jet.clauses(split)
+        if not clauses:
+            raise UsageError(f"no caption can be written for a jet with no known observable ({jet})")
+        names = list(clauses)
+        captions = []
+        for _ in range(per_jet):
+            chosen = rng.choice(len(names), size=min(len(names), int(rng.integers(2, 4))), replace=False)
+            phrases = [clauses[names[i]][rng.integers(len(clauses[names[i]]))] for i in sorted(chosen)]
+            subjects = class_subjects(jet.process, split) if rng.random() < CLASS_SHARE else words["neutral"]
+            subject = subjects[rng.integers(len(subjects))]
+            captions.append(caption(subject, phrases, words["joiners"][rng.integers(len(words["joiners"]))]))
+        out.append(captions)
     return out
 
 
-# --------------------------------------------------------------------------- benchmark queries
-
-CLASS_QUERY_TEMPLATES = ("{label} jets", "show me {label} jets", "jets from a {label}", "find {label} candidates")
-MASS_QUERY_TEMPLATES = ("jets with mass between {lo} and {hi} GeV", "jets of soft-drop mass {lo} to {hi} GeV")
-MASS_QUERY_WINDOWS = ((20, 60), (70, 100), (110, 140), (160, 200))
-
-
-def class_queries() -> dict[str, list[str]]:
-    """Text queries that name one class each, worded unlike any caption template."""
-    return {p: [t.format(label=CLASS_LABELS[p]) for t in CLASS_QUERY_TEMPLATES] for p in PROCESSES}
-
-
-def mass_window_queries() -> list[tuple[str, tuple[float, float]]]:
-    """(query, (lo, hi)) pairs naming a soft-drop mass window in GeV."""
-    return [(t.format(lo=lo, hi=hi), (lo, hi)) for lo, hi in MASS_QUERY_WINDOWS for t in MASS_QUERY_TEMPLATES]
-
-
 def description_bank() -> list[str]:
-    """Candidate descriptions for describing a jet: every class with each prong count and mass window."""
+    """Candidate descriptions for describing a jet, in the training vocabulary: every class with each
+    prong count and soft-drop mass window."""
     bank = []
-    for process in PROCESSES:
-        physics = CLASS_PHYSICS[process]
+    for subject in (CLASS_PHYSICS[p].names[0] for p in PROCESSES):
         for prongs in PRONG_WORDS.values():
             for lo in range(0, 300, MASS_BIN):
-                bank.append(f"a {prongs} {physics.names[0]} {physics.flavour}, soft-drop mass {mass_window(lo)}")
+                bank.append(caption(subject, [prongs, f"soft-drop mass {mass_window(lo)}"], ": "))
     return bank

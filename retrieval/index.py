@@ -44,14 +44,14 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from backbone.atomic import replace_folder
-from backbone.data.schema import PROCESSES
-from backbone.embed import EmbeddingSet, ModelRef, l2_normalised
+from jetfm.backbone.atomic import FORMAT_VERSION, recover_folder, replace_folder
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.backbone.embed import EmbeddingSet, ModelRef, l2_normalised
+from jetfm.errors import JetfmError
 
 INDEX_FILE = "index.faiss"
 METADATA_FILE = "metadata.parquet"
 INFO_FILE = "index.json"
-FORMAT_VERSION = 1
 KINDS = ("auto", "flat", "hnsw", "ivfflat", "ivfpq")
 IVF_KINDS = ("ivfflat", "ivfpq")
 FLAT_MAX = 200_000
@@ -64,29 +64,57 @@ _POINTS_PER_LIST = 39
 _MAX_TRAIN = 256 * 1024
 
 
-class RetrievalError(ValueError):
+class RetrievalError(JetfmError, ValueError):
     """A bad index, query or filter; the message names what is wrong and what to do."""
+
+
+Window = tuple[float, float]
+# Observables a filter can bound, and the metadata column each one reads (abs_eta: |eta|).
+FILTER_COLUMNS = {
+    "mass": "mass", "sdmass": "sdmass", "pt": "pt", "eta": "eta", "abs_eta": "eta",
+    "tau21": "tau21", "tau32": "tau32", "tau43": "tau43", "nparticles": "nparticles",
+}
 
 
 @dataclass(frozen=True)
 class JetFilter:
-    """Keep jets whose ``mass``/``sdmass``/``pt`` lie in [lo, hi] and whose label is in ``labels``
-    (process names such as ``"top"`` or label indices). NaN values never pass a range."""
+    """Keep jets whose observables lie in closed windows [lo, hi] (``mass``, ``sdmass``, ``pt``,
+    ``eta``, ``abs_eta`` = |eta|, ``tau21``, ``tau32``, ``tau43``, ``nparticles``; -inf/inf for an
+    open side), whose label is in ``labels`` (process names such as ``"top"`` or label indices) and,
+    with ``rows``, whose row id is one of those. NaN values never pass a window."""
 
-    mass: tuple[float, float] | None = None
-    sdmass: tuple[float, float] | None = None
-    pt: tuple[float, float] | None = None
+    mass: Window | None = None
+    sdmass: Window | None = None
+    pt: Window | None = None
+    eta: Window | None = None
+    abs_eta: Window | None = None
+    tau21: Window | None = None
+    tau32: Window | None = None
+    tau43: Window | None = None
+    nparticles: Window | None = None
     labels: Sequence[str | int] | None = None
+    rows: Sequence[int] | None = None
+
+    def windows(self) -> dict[str, Window]:
+        """The bounded observables and their windows."""
+        return {name: getattr(self, name) for name in FILTER_COLUMNS if getattr(self, name) is not None}
 
     def mask(self, metadata: pd.DataFrame) -> np.ndarray:
         keep = np.ones(len(metadata), bool)
-        for column in ("mass", "sdmass", "pt"):
-            window = getattr(self, column)
-            if window is not None:
-                values = _column(metadata, column)
-                keep &= (values >= window[0]) & (values <= window[1])
+        for name, (lo, hi) in self.windows().items():
+            values = _column(metadata, FILTER_COLUMNS[name]).astype(np.float64)
+            if name == "abs_eta":
+                values = np.abs(values)
+            keep &= (values >= lo) & (values <= hi)
         if self.labels is not None:
             keep &= np.isin(_column(metadata, "label"), [_label_index(label) for label in self.labels])
+        if self.rows is not None:
+            rows = np.asarray(self.rows, np.int64)
+            if rows.size and (rows.min() < 0 or rows.max() >= len(metadata)):
+                raise RetrievalError(f"rows must be jet ids in 0..{len(metadata) - 1}")
+            chosen = np.zeros(len(metadata), bool)
+            chosen[rows] = True
+            keep &= chosen
         return keep
 
 
@@ -414,6 +442,7 @@ def write_info(
 
 
 def read_info(path: Path) -> dict[str, Any]:
+    recover_folder(path)  # a rebuild killed between its two renames is finished or rolled back
     if not path.is_dir():
         raise RetrievalError(f"{path}: no index folder here; build one with JetIndex.build(...).save(path)")
     for name in (INFO_FILE, INDEX_FILE):
@@ -445,9 +474,11 @@ def _read_metadata(path: Path, info: dict[str, Any]) -> pd.DataFrame:
     if not (path / METADATA_FILE).is_file():
         return pd.DataFrame(index=range(info["ntotal"]))
     try:
-        return pd.read_parquet(path / METADATA_FILE)
+        metadata = pd.read_parquet(path / METADATA_FILE)
     except (OSError, ValueError) as err:
         raise RetrievalError(f"{path / METADATA_FILE}: unreadable ({err}); rebuild the index") from err
+    # An index built without metadata stores a frame with no columns, and parquet keeps no row count for it.
+    return metadata if len(metadata.columns) else pd.DataFrame(index=range(info["ntotal"]))
 
 
 def _concat_metadata(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

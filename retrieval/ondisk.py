@@ -15,7 +15,6 @@ The result equals an in-memory IVF index built with the same template (same list
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,9 +22,9 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from backbone.atomic import replace_folder
-from backbone.embed import ModelRef, l2_normalised
-from retrieval.index import (
+from jetfm.backbone.atomic import atomic_path, staged_folder
+from jetfm.backbone.embed import ModelRef, l2_normalised
+from jetfm.retrieval.index import (
     INDEX_FILE,
     IVF_KINDS,
     METADATA_FILE,
@@ -80,11 +79,7 @@ def merge_shards(
     ``first_id`` gives), so that id = metadata row.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staged_folder(out_dir) as tmp:
         index = faiss.read_index(str(template))
         kind = "ivfpq" if isinstance(faiss.extract_index_ivf(index), faiss.IndexIVFPQ) else "ivfflat"
         _merge_lists(index, [str(s) for s in shards], tmp / LISTS_FILE)
@@ -95,9 +90,6 @@ def merge_shards(
         if metadata is not None:
             metadata.to_parquet(tmp / METADATA_FILE, index=False)
         write_info(tmp, kind, int(index.d), n, model, {"nprobe": nprobe}, ondisk=True)
-        replace_folder(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
@@ -116,6 +108,5 @@ def _merge_lists(index: faiss.Index, shards: list[str], lists_path: Path) -> Non
 
 
 def _write_atomic(index: faiss.Index, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, str(tmp))

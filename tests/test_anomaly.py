@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_pretrain import SLOTS, mpm, source
 
-from backbone.anomaly import (
+from jetfm.backbone.anomaly import (
     detection_metrics,
     knn_scores,
     max_sic,
@@ -18,8 +18,8 @@ from backbone.anomaly import (
     signal_mask,
     write_scores,
 )
-from backbone.pretrain.base import create_objective
-from backbone.registry import create_model
+from jetfm.backbone.pretrain.base import create_objective
+from jetfm.backbone.registry import create_model
 
 
 def blobs(n: int, centre: float, seed: int, dim: int = 16) -> np.ndarray:

@@ -19,13 +19,14 @@ pytest.importorskip("pythia8mc")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from agent.app import build_app, launch_app  # noqa: E402
-from agent.app_chat import AgentPool, ChatSession, explain_failure, respond, result_table  # noqa: E402
-from agent.app_data import jobs_table, register_upload  # noqa: E402
-from agent.backends import BackendConfig, check_server  # noqa: E402
-from agent.events import Answer, ToolFinished, ToolStarted  # noqa: E402
-from tools.catalog import Catalog  # noqa: E402
-from tools.registry import ToolError, run_tool  # noqa: E402
+from jetfm.agent.app import build_app, launch_app  # noqa: E402
+from jetfm.agent.app_chat import AgentPool, ChatSession, explain_failure, respond, result_table  # noqa: E402
+from jetfm.agent.app_data import jobs_table, register_upload  # noqa: E402
+from jetfm.agent.backends import BackendConfig, check_server  # noqa: E402
+from jetfm.agent.events import Answer, ToolFinished, ToolStarted  # noqa: E402
+from jetfm.tools.catalog import Catalog  # noqa: E402
+from jetfm.tools.registry import ToolError  # noqa: E402
+from jetfm.tools.run import run_tool  # noqa: E402
 
 UPLOAD_LIMIT = 1024**2  # small, so an oversized upload is cheap to make
 
@@ -69,7 +70,7 @@ def fake_factory(backend: BackendConfig) -> FakeAgent:
 
 def make_workspace(root: Path) -> Path:
     """A workspace holding ``tq``: 40 generated top and QCD jets."""
-    from tools.datasets import generate_dataset
+    from jetfm.tools.datasets import generate_dataset
 
     generate_dataset("tq", ["top", "qcd"], n_jets=40, seed=3, workers=1, show_progress=False)
     return root
@@ -230,7 +231,7 @@ def test_result_tables_show_records_without_paths():
 
 def test_text_search_gallery_then_similar_jets(url, workspace):
     c = client(url)
-    gallery, status = c.predict("three-prong top jets with mass near 175 GeV", 6, "tq", api_name="/search")
+    gallery, status = c.predict("boosted jets from the decay of a heavy quark", 6, "tq", api_name="/search")
     assert len(gallery) == 6 and "6 jets of `tq`" in status
     assert all(Path(item["image"]).suffix == ".png" and " sim 0." in item["caption"] for item in gallery)
     first = int(gallery[0]["caption"].split()[0].lstrip("#"))
@@ -319,10 +320,34 @@ def test_password(workspace):
 
 
 def test_cli_serve_options():
-    from tools.cli import build_parser
+    from jetfm.tools.cli import build_parser
 
     args = build_parser().parse_args(["serve", "--auth", "u:p:w", "--port", "8000"])
     assert (args.host, args.port, args.auth, args.max_upload_mb) == ("127.0.0.1", 8000, ("u", "p:w"), 2048)
     assert build_parser().parse_args(["demo", "--no-serve"]).no_serve
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--auth", "nopassword"])
+
+
+def test_jetfm_ask_goes_through_a_running_app(url, workspace, capsys):
+    """`jetfm ask` finds the app of its workspace (serve.json) and lets its loaded agent answer;
+    without a running app (or with a stale announcement) it answers in its own process."""
+    from jetfm.agent import remote
+    from jetfm.tools.cli import main
+
+    assert remote.call(url, "ask", "plot the mass")["calls"] == [
+        {"tool": "plot_observable", "args": {"dataset": "tq", "observable": "mass"}}
+    ]
+    with pytest.raises(ValueError):  # the fake agent has no router to plan with
+        remote.call(url, "plan", "plot the mass")
+    remote.announce(url, auth=False)
+    try:
+        assert remote.running_server() == url.rstrip("/") + "/"
+        assert main(["ask", "--json", "say hello through the app"]) == 0
+        assert "echo say hello through the app" in capsys.readouterr().out
+    finally:
+        remote.withdraw()
+    assert remote.running_server() is None
+    (workspace / remote.SERVER_FILE).write_text('{"url": "http://127.0.0.1:9/", "pid": 999999999, "auth": false}')
+    assert remote.running_server() is None  # that process is gone
+    (workspace / remote.SERVER_FILE).unlink()

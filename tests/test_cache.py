@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from test_readers import make_jets, write_root
 
-from backbone.data import cache as cache_module
-from backbone.data.cache import JetCache, build_cache, cache_is_fresh, open_cache
-from backbone.data.errors import DataError
-from backbone.data.features import FeatureConfig, make_tensors
-from backbone.data.readers import open_jets
+from jetfm.backbone.data import cache as cache_module
+from jetfm.backbone.data.cache import JetCache, build_cache, cache_is_fresh, open_cache
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.features import FeatureConfig, make_tensors
+from jetfm.backbone.data.readers import open_jets
 
 CFG = FeatureConfig(max_particles=8)
 
@@ -86,7 +87,7 @@ def test_not_a_cache_is_a_data_error(tmp_path):
 
 def test_torch_dataset_and_loader(tmp_path, source):
     torch = pytest.importorskip("torch")
-    from backbone.data.cache import JetTorchDataset
+    from jetfm.backbone.data.cache import JetTorchDataset
 
     dataset = JetTorchDataset(open_cache(source, tmp_path / "cache", CFG))
     one = dataset[3]
@@ -117,3 +118,25 @@ def test_cache_of_an_older_format_asks_for_a_rebuild(tmp_path, source):
     with pytest.raises(DataError, match="rebuild"):
         JetCache(cache_dir)
     assert len(open_cache(source, cache_dir, CFG)) == 29
+
+
+def _file_pages_mib() -> float | None:
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("RssFile:")), None)
+
+
+def test_reading_batches_does_not_keep_the_cache_resident(tmp_path, monkeypatch):
+    """A long run reads every jet of a large cache many times; its mapped pages must not pile up in
+    the process's resident memory."""
+    if _file_pages_mib() is None:
+        pytest.skip("needs /proc/self/status")
+    source = write_root(tmp_path / "many.root", make_jets(3000, counts=np.full(3000, 60)))
+    cache = open_cache(source, tmp_path / "cache", FeatureConfig(max_particles=128))  # ~17 MiB of tensors
+    monkeypatch.setattr(JetCache, "release_every", 1 << 20, raising=False)
+    before = _file_pages_mib()
+    order = np.random.default_rng(0).permutation(len(cache))
+    for start in range(0, len(cache), 100):
+        batch = cache.batch(np.sort(order[start : start + 100]))
+    assert _file_pages_mib() - before < 6  # MiB: without the release, all ~17 MiB stay mapped
+    assert batch["features"].shape == (100, 128, 7) and batch["features"].flags.writeable

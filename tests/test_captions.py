@@ -1,25 +1,31 @@
-"""Captions: physically right, deterministic, and evaluation phrasings never used for training."""
+"""Captions: physically right, deterministic, mostly class-free, and evaluation wordings never used
+for training."""
 
 from __future__ import annotations
 
 import re
+import string
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from backbone.data.schema import PROCESSES
-from retrieval.captions import (
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.retrieval.captions import (
     CLASS_PHYSICS,
-    PRONG_WORDS,
-    TEMPLATES,
+    CLASS_SHARE,
+    COUNT_STEP,
+    MASS_STEP,
+    PARTICLE_MASSES,
+    PRONG_NUMBERS,
+    PT_STEP,
+    VOCABULARY,
     JetFacts,
     captions_for,
-    class_queries,
+    class_subjects,
+    description_bank,
     jet_facts,
-    mass_window_queries,
     prong_count,
-    templates,
 )
 
 # (process, mass, sdmass, tau21, tau32): typical jets of each class.
@@ -29,12 +35,18 @@ TYPICAL = {
     "wqq": (88.0, 80.0, 0.3, 0.8),
     "zqq": (97.0, 91.0, 0.3, 0.8),
     "hbb": (130.0, 124.0, 0.3, 0.75),
+    "hcc": (130.0, 123.0, 0.3, 0.75),
+    "hgg": (135.0, 120.0, 0.35, 0.75),
+    "h4q": (130.0, 122.0, 0.45, 0.55),
+    "hlvqq": (110.0, 100.0, 0.4, 0.7),
+    "tbl": (150.0, 140.0, 0.35, 0.7),
 }
 
 
 def facts(process: str, **changes: float) -> JetFacts:
     mass, sdmass, tau21, tau32 = TYPICAL[process]
-    values = {"mass": mass, "sdmass": sdmass, "pt": 600.0, "tau21": tau21, "tau32": tau32, "nparticles": 55.0}
+    values = {"mass": mass, "sdmass": sdmass, "pt": 600.0, "tau21": tau21, "tau32": tau32, "nparticles": 55.0,
+              "tau43": 0.8}
     return JetFacts(process, **(values | changes))
 
 
@@ -42,26 +54,24 @@ def many_jets(n_per_class: int = 40, seed: int = 0) -> list[JetFacts]:
     rng = np.random.default_rng(seed)
     return [
         facts(p, mass=float(rng.uniform(20, 300)), sdmass=float(rng.uniform(0, 250)),
-              nparticles=float(rng.integers(10, 128)))
+              nparticles=float(rng.integers(10, 128)), pt=float(rng.uniform(550, 650)),
+              tau21=float(rng.uniform(0.1, 0.9)), tau32=float(rng.uniform(0.2, 0.95)),
+              tau43=float(rng.uniform(0.5, 0.95)))
         for p in PROCESSES
         for _ in range(n_per_class)
     ]
 
 
-def template_regex(template: str) -> re.Pattern[str]:
-    """A full-match pattern for captions of ``template`` with the exact vocabulary of each field."""
-    alternatives = {
-        "name": [n for p in CLASS_PHYSICS.values() for n in p.names],
-        "decay": [p.decay for p in CLASS_PHYSICS.values()],
-        "flavour": [p.flavour for p in CLASS_PHYSICS.values()],
-        "prongs": list(PRONG_WORDS.values()),
-        "multiplicity": ["low", "moderate", "high"],
-    }
-    patterns = {k: "(?:" + "|".join(map(re.escape, v)) + ")" for k, v in alternatives.items()}
-    patterns |= {"mass": r"\d+", "sdmass": r"\d+", "pt": r"\d+", "n": r"\d+", "nominal": r"\d+ GeV",
-                 "window": r"between \d+ and \d+ GeV"}
-    parts = re.split(r"\{(\w+)\}", template)
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else patterns[p] for i, p in enumerate(parts)))
+def fragments(split: str) -> set[str]:
+    """The literal words of a split's vocabulary (placeholders cut out), 4+ characters long."""
+    out = set()
+    for phrasings in VOCABULARY[split].values():
+        for phrasing in phrasings:
+            for literal, *_ in string.Formatter().parse(phrasing):
+                for part in re.split(r"[,:;]", literal):
+                    if len(part.strip()) >= 4:
+                        out.add(part.strip())
+    return out
 
 
 def test_class_physics_matches_the_particle_data():
@@ -71,71 +81,84 @@ def test_class_physics_matches_the_particle_data():
         assert physics.prongs == prongs
         assert (physics.nominal_mass is None) if mass is None else abs(physics.nominal_mass - mass) < 1
     assert "b-quark" in CLASS_PHYSICS["hbb"].flavour and "two" in CLASS_PHYSICS["hbb"].flavour
-    assert "b-quark" in CLASS_PHYSICS["top"].flavour
-    assert "gluon" in CLASS_PHYSICS["qcd"].decay
+    assert set(PARTICLE_MASSES) == {"top quark", "W boson", "Z boson", "Higgs boson"}
 
 
 def test_prong_count_from_tau_ratios():
-    assert [prong_count(*TYPICAL[p][2:]) for p in PROCESSES] == [1, 3, 2, 2, 2]
+    assert [prong_count(*TYPICAL[p][2:]) for p in TYPICAL] == [1, 3, 2, 2, 2, 2, 2, 3, 2, 2]
     assert prong_count(float("nan"), float("nan")) == 1
+    assert prong_count(0.3, 0.5, 0.6) == 4 and prong_count(0.3, 0.5, 0.7) == 3
 
 
 def test_captions_state_the_observables_they_mention():
-    for jet in many_jets(10):
-        for text in captions_for([jet], per_jet=6)[0]:
-            assert not re.search(r"\bnan\b", text)
-            for pattern, value in ((r"(?<!soft-drop )mass (?:of )?(\d+) GeV", jet.mass),
-                                   (r"(?:soft-drop|groomed) mass (?:is )?(\d+) GeV", jet.sdmass),
-                                   (r"(\d+) constituents", jet.nparticles)):
-                for number in re.findall(pattern, text):
-                    assert abs(int(number) - value) <= 2.5, (text, value)
-            window = re.search(r"between (\d+) and (\d+) GeV", text)
-            if window:
-                assert int(window[1]) <= jet.sdmass < int(window[2]), text
-            for prongs, word in PRONG_WORDS.items():
-                if word in text:
-                    assert prongs == prong_count(jet.tau21, jet.tau32), text
-
-
-def test_captions_name_the_right_class():
-    others = {p: [n for q in PROCESSES if q != p for n in CLASS_PHYSICS[q].names] for p in PROCESSES}
-    for jet in many_jets(10):
-        physics = CLASS_PHYSICS[jet.process]
+    for jet in many_jets(6):
         for text in captions_for([jet], per_jet=8)[0]:
-            assert any(n in text for n in physics.names) or physics.decay in text, text
-            assert not any(n in text for n in others[jet.process]), text
+            assert not re.search(r"\bnan\b", text)
+            for pattern, value, step in ((r"(?<!soft-drop )(?<!groomed )mass (?:of )?(\d+) GeV", jet.mass, MASS_STEP),
+                                         (r"(?:soft-drop|groomed) mass (\d+) GeV", jet.sdmass, MASS_STEP),
+                                         (r"(\d+) constituents", jet.nparticles, COUNT_STEP),
+                                         (r"(?:pT|momentum) (\d+) GeV", jet.pt, PT_STEP)):
+                for number in re.findall(pattern, text):
+                    assert abs(int(number) - value) <= step / 2, (text, value)
+            prongs = re.search(r"(\w+)-pronged|with (\w+) prongs", text)
+            if prongs:
+                word = prongs[1] or prongs[2]
+                assert PRONG_NUMBERS[prong_count(jet.tau21, jet.tau32, jet.tau43)] == word, text
+            near = re.search(r"near the (.+?) mass|consistent with a (.+?)(?:,|$)", text)
+            if near:
+                assert abs(PARTICLE_MASSES[near[1] or near[2]] - jet.sdmass) <= 10, text
+            levels = VOCABULARY["train"]["mass_levels"]
+            if "very massive" in text:
+                assert jet.mass >= 150, text
+            if re.search(r"\bvery low-mass\b", text):
+                assert jet.mass < 40 and levels[0] == "very low-mass", text
+            if "grooming keeps almost all" in text:
+                assert jet.sdmass / jet.mass >= 0.85, text
+            if "very collimated" in text:
+                assert jet.mass / jet.pt < 0.12, text
 
 
-def test_template_splits_are_disjoint_and_fixed():
-    train, evaluation = templates("train"), templates("eval")
-    assert set(train).isdisjoint(evaluation)
-    assert set(train) | set(evaluation) == set(TEMPLATES)
-    assert len(evaluation) >= 4 and len(train) >= 3 * len(evaluation) - 1
-    with pytest.raises(ValueError, match="choose from train, eval"):
-        templates("test")
+def test_most_captions_avoid_the_class_and_the_rest_name_the_right_one():
+    named = 0
+    captions = [c for per_jet in captions_for(many_jets(10), per_jet=4) for c in per_jet]
+    owners = [jet.process for jet in many_jets(10) for _ in range(4)]
+    for text, process in zip(captions, owners):
+        own = [s for s in class_subjects(process, "train") if s in text]
+        others = [s for p in PROCESSES if p != process for s in class_subjects(p, "train")
+                  if s in text and not any(s in o for o in own)]
+        assert not others, text
+        named += bool(own)
+    assert abs(named / len(captions) - CLASS_SHARE) < 0.08
 
 
-def test_training_captions_never_use_evaluation_phrasings():
-    jets = many_jets(20)
-    train_patterns = [template_regex(t) for t in templates("train")]
-    eval_patterns = [template_regex(t) for t in templates("eval")]
-    for text in (c for per_jet in captions_for(jets, per_jet=4, split="train") for c in per_jet):
-        assert any(p.fullmatch(text) for p in train_patterns), text
-        assert not any(p.fullmatch(text) for p in eval_patterns), text
-    for text in (c for per_jet in captions_for(jets, per_jet=2, split="eval") for c in per_jet):
-        assert any(p.fullmatch(text) for p in eval_patterns), text
+def test_vocabularies_are_disjoint():
+    jets = many_jets(10)
+    train = [c for per_jet in captions_for(jets, per_jet=4, split="train") for c in per_jet]
+    evaluation = [c for per_jet in captions_for(jets, per_jet=4, split="eval") for c in per_jet]
+    eval_words, train_words = fragments("eval"), fragments("train")
+    assert eval_words and train_words and not eval_words & train_words
+    for text in train:
+        assert not [w for w in eval_words if w in text], text
+    for text in evaluation:
+        assert not [w for w in train_words if w in text], text
+        assert not any(s in text for p in PROCESSES for s in class_subjects(p, "train")[3:]), text
 
 
 def test_captions_are_deterministic_in_the_seed():
     jets = many_jets(5)
     assert captions_for(jets, 3, seed=1) == captions_for(jets, 3, seed=1)
     assert captions_for(jets, 3, seed=1) != captions_for(jets, 3, seed=2)
+    with pytest.raises(ValueError, match="choose from train, eval"):
+        captions_for(jets, 3, split="test")
 
 
-def test_unknown_observables_leave_their_templates_out():
-    jet = facts("top", sdmass=float("nan"), tau21=float("nan"), tau32=float("nan"))
+def test_unknown_observables_leave_their_clauses_out():
+    nan = float("nan")
+    jet = facts("top", sdmass=nan, tau21=nan, tau32=nan, tau43=nan)
     for text in captions_for([jet], per_jet=10)[0]:
-        assert not re.search(r"\bnan\b", text) and "soft-drop" not in text and "pronged" not in text
+        assert not re.search(r"\bnan\b", text) and "soft-drop" not in text and "-pronged" not in text
+        assert not re.search(r"with \w+ prongs", text)
+        assert "groom" not in text
 
 
 def test_jet_facts_needs_labels():
@@ -143,12 +166,70 @@ def test_jet_facts_needs_labels():
                              "tau21": [0.5, 0.3], "tau32": [0.4, 0.8], "nparticles": [70, 40]})
     with pytest.raises(ValueError, match="no known class"):
         jet_facts(metadata)
-    assert jet_facts(metadata.iloc[:1])[0].process == "top"
+    jet = jet_facts(metadata.iloc[:1])[0]
+    assert jet.process == "top" and np.isnan(jet.tau43)  # an older embedding set without tau43
 
 
-def test_benchmark_queries():
-    queries = class_queries()
-    assert list(queries) == list(PROCESSES) and all(len(q) >= 3 for q in queries.values())
-    assert "top quark" in queries["top"][0]
-    for text, (lo, hi) in mass_window_queries():
-        assert f"{lo}" in text and f"{hi}" in text and lo < hi
+def test_description_bank_covers_every_class_and_prong_count():
+    bank = description_bank()
+    assert len(bank) == len(set(bank)) == len(PROCESSES) * 4 * 15
+    assert all(any(CLASS_PHYSICS[p].names[0] in d for d in bank) for p in PROCESSES)
+
+
+# ------------------------------------------------------------------------------ benchmark controls
+
+
+def test_benchmark_queries_are_held_out_and_split_as_promised():
+    from benchmarks.bench_align import load_queries
+    from jetfm.retrieval.constraints import parse_query
+
+    queries = load_queries()
+    kinds = [q["kind"] for q in queries]
+    assert len(queries) >= 60 and kinds.count("explicit") >= 30 and kinds.count("paraphrase") >= 30
+    for q in queries:
+        parsed = parse_query(q["query"])
+        if q["kind"] == "paraphrase":  # no class keyword, no condition: only the embedding can answer
+            assert parsed.empty and not parsed.mentions, (q["query"], parsed.describe())
+        else:
+            assert not parsed.empty, q["query"]
+    # Written apart from the training captions: no run of four words in common.
+    train = {c for per_jet in captions_for(many_jets(10), per_jet=6) for c in per_jet}
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = re.sub(r"[^\w\s-]", " ", text.lower()).split()
+        return {tuple(words[i : i + 4]) for i in range(len(words) - 3)}
+
+    seen = set().union(*(grams(c) for c in train))
+    assert not [q["query"] for q in queries if grams(q["query"]) & seen]
+
+
+def test_shuffled_numbers_keep_the_wording_and_change_the_values():
+    from benchmarks.bench_align import shuffle_numbers
+
+    captions = ["a jet: mass 80 GeV, pT 600 GeV", "a jet: mass 170 GeV, pT 560 GeV", "an R = 0.8 jet - broad",
+                "a fat jet, 40 constituents"]
+    shuffled, changed = shuffle_numbers(captions, seed=0)
+    assert changed.tolist() == [True, True, False, False]
+    assert shuffled[:2] == captions[1::-1] and shuffled[2:] == captions[2:]
+
+
+def test_recall_set_drops_near_duplicate_captions():
+    from benchmarks.bench_align import distinct_rows, recall_at_k
+
+    texts = ["a jet: broad, p_T = 600", "a jet: broad, p_T = 620", "a R = 0.8 jet - m_SD = 80, built from 40 particles"]
+    assert distinct_rows(texts) == [0, 2]
+    eye = np.eye(3, dtype=np.float32)
+    assert recall_at_k(eye, eye)["text_to_jet"]["R@1"] == 1.0
+    assert recall_at_k(eye, eye[[1, 0, 2]])["jet_to_text"]["R@1"] == pytest.approx(1 / 3)
+
+
+def test_rule_baseline_and_relevance_judge_observables():
+    from benchmarks.bench_align import relevant, rule_class
+
+    metadata = pd.DataFrame({"label": [1, 0, 2], "mass": [175.0, 30.0, 85.0], "sdmass": [172.0, 10.0, 81.0],
+                             "pt": [600.0, 600.0, 600.0], "eta": [0.1, -1.8, 1.0], "tau21": [0.5, 0.8, 0.2],
+                             "tau32": [0.4, 0.9, 0.8], "tau43": [0.8, 0.9, 0.9], "nparticles": [80, 20, 45]})
+    assert rule_class(metadata).tolist() == [PROCESSES.index("top"), 0, PROCESSES.index("wqq")]
+    assert relevant(metadata, {"prongs": 3, "mass": [["gt", 150]]}).tolist() == [True, False, False]
+    assert relevant(metadata, {"abs_eta": [["gt", 0.5]], "classes": ["qcd", "wqq"]}).tolist() == [False, True, True]
+    assert relevant(metadata, {"mass_over_pt": [["lt", 0.12]]}).tolist() == [False, True, False]

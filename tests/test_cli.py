@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("pythia8mc")
 
-from tools.catalog import Catalog, CatalogError  # noqa: E402
-from tools.cli import main  # noqa: E402
+from jetfm.tools.catalog import Catalog, CatalogError  # noqa: E402
+from jetfm.tools.cli import main  # noqa: E402
 
 
 @pytest.fixture()
@@ -62,11 +62,20 @@ def test_unknown_dataset_lists_known_ones(small_dataset, capsys):
 
 def test_bad_generate_arguments(workspace, capsys):
     assert main(["generate", "--processes", "top,gluino", "--n-jets", "5", "--name", "x"]) == 2
-    assert "unknown process 'gluino'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--processes: unknown value 'gluino'; choose from qcd, top," in err
     assert main(["generate", "--n-jets", "5", "--name", "bad name!"]) == 2
     assert "invalid artifact name" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["generate", "--n-jets", "0", "--name", "x"])
+    # The CLI checks exactly what the tool schema checks, and names the option.
+    assert main(["generate", "--n-jets", "0", "--name", "x"]) == 2
+    assert "--n-jets: Input should be greater than or equal to 1" in capsys.readouterr().err
+    assert main(["generate", "--workers", "1000", "--name", "x"]) == 2
+    assert "--workers: Input should be less than or equal to 64" in capsys.readouterr().err
+    assert main(["generate", "--seed", "-1", "--name", "x"]) == 2
+    assert "--seed" in capsys.readouterr().err
+    assert main(["generate", "--n-jets", "100000000000", "--name", "x"]) == 2
+    assert "--n-jets" in capsys.readouterr().err
+    assert not (workspace / "datasets" / "x").exists()  # a refused start leaves no folder behind
 
 
 def test_import_bad_file(workspace, tmp_path, capsys):
@@ -99,7 +108,7 @@ def test_main_job_demo(workspace, capsys):
     """The README's main command on embedded defaults (small sample): summary, plot, similar jets."""
     assert main(["demo", "--n-jets", "50", "--workers", "1", "--no-serve"]) == 0
     out = capsys.readouterr().out
-    assert "qcd: 10, top: 10, wqq: 10, zqq: 10, hbb: 10" in out
+    assert "qcd: 5, top: 5, wqq: 5, zqq: 5, hbb: 5, hcc: 5, hgg: 5, h4q: 5, hlvqq: 5, tbl: 5" in out
     assert "nearest jets are top jets" in out
     assert (workspace / "plots" / "demo-50-mass-by-class.png").exists()
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_readers import make_jets, write_root
 
-from backbone.data.cache import open_cache
-from backbone.data.features import FeatureConfig
-from backbone.embed import (
+from jetfm.backbone.data.cache import open_cache
+from jetfm.backbone.data.features import FeatureConfig
+from jetfm.backbone.embed import (
     METADATA_COLUMNS,
     EmbeddingError,
     embed_dataset,
@@ -20,7 +20,7 @@ from backbone.embed import (
     load_encoder,
     weights_fingerprint,
 )
-from backbone.registry import create_model
+from jetfm.backbone.registry import create_model
 
 CFG = FeatureConfig(max_particles=8)
 

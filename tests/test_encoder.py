@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from backbone import checkpoint
-from backbone.checkpoint import CheckpointError, from_pretrained, load_config, save_pretrained
-from backbone.config import EncoderConfig
-from backbone.encoder import InputBatchNorm, JetEncoder, pair_features
-from backbone.registry import create_model, list_models, register_model
+from jetfm.backbone import model_folder
+from jetfm.backbone.checkpoint import CheckpointError, from_pretrained, load_config, save_pretrained
+from jetfm.backbone.config import EncoderConfig
+from jetfm.backbone.encoder import InputBatchNorm, JetEncoder, drop_path, pair_features
+from jetfm.backbone.model_folder import read_weights, write_weights
+from jetfm.backbone.registry import create_model, list_models, register_model
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
@@ -175,6 +177,86 @@ def test_bf16_autocast_stays_close_to_float32() -> None:
     torch.testing.assert_close(low.float(), reference, rtol=0.1, atol=0.1)
 
 
+def real_pairs(mask: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, H, P, P) True for pairs of two different real particles."""
+    pairs = mask[:, :, None] & mask[:, None, :] & ~torch.eye(mask.size(1), dtype=torch.bool)
+    return pairs[:, None].expand(-1, heads, -1, -1)
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_pair_bias_is_live_at_initialisation(name: str) -> None:
+    """Batch norms in the pair embedding (ParT's PairEmbed) give a bias of unit scale at init and a
+    gradient that reaches the pair MLP; without them the bias was ~1e-5 and its gradient ~1e-6."""
+    torch.manual_seed(0)
+    model = create_model(name, dropout=0.0).train()
+    features, vectors, mask = make_jets([40, 60, 25, 50] * 4, slots=60, seed=1)
+    with torch.no_grad():
+        bias = model.pair_embed(vectors, mask)
+    assert 0.3 < bias[real_pairs(mask, model.config.num_heads)].std() < 3.0
+    direction = torch.nn.functional.normalize(torch.randn(model.config.embed_dim), dim=0)
+    (model.forward_particles(features, vectors, mask)[mask] @ direction).square().mean().backward()
+    gradient = torch.cat([p.grad.flatten() for p in model.pair_embed.parameters()]).norm()
+    assert gradient > 1e-3, gradient
+
+
+def test_pair_batch_norm_sees_real_pairs_only() -> None:
+    """Pairs with padding (and a particle with itself) never enter the statistics: the bias of the
+    real pairs is the same with any amount of padding, and with other values in the padded slots."""
+    torch.manual_seed(0)
+    model = create_model("tiny").train()
+    _, vectors, mask = make_jets([7, 12, 1], slots=12)
+    with torch.no_grad():
+        bias = model.pair_embed(vectors, mask)
+        padded = model.pair_embed(pad(vectors, 30), pad(mask, 30))
+        noisy = model.pair_embed(vectors.masked_fill(~mask[..., None], 50.0), mask)
+    torch.testing.assert_close(padded[:, :, :12, :12], bias, **TOLERANCE)
+    torch.testing.assert_close(noisy, bias, **TOLERANCE)
+    assert (bias[:, :, torch.arange(12), torch.arange(12)] == 0).all()
+
+
+def test_attention_has_no_dropout_and_runs_the_fused_kernel() -> None:
+    """In training, attention is deterministic (no dropout on its probabilities) and the fused CPU
+    kernel accepts it; regularisation is drop-path on the residual branches instead."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    attention = create_model("tiny", dropout=0.1).train().blocks[0].attn
+    x, bias = torch.randn(3, 9, 48), torch.randn(3, 4, 9, 9)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        first = attention(x, x, bias)
+        torch.testing.assert_close(attention(x, x, bias), first, rtol=0, atol=0)
+
+
+def test_drop_path_drops_whole_branches_of_random_jets() -> None:
+    torch.manual_seed(0)
+    branch = torch.ones(4000, 5, 3)
+    dropped = drop_path(branch, 0.25, training=True)
+    per_jet = dropped.flatten(1)
+    assert ((per_jet == 0).all(1) | (per_jet == 1 / 0.75).all(1)).all()
+    assert (per_jet[:, 0] == 0).float().mean() == pytest.approx(0.25, abs=0.03)
+    assert drop_path(branch, 0.25, training=False) is branch
+
+
+def test_folders_saved_before_pair_norm_and_drop_path_still_load(tmp_path: Path) -> None:
+    """Old folders: no `pair_norm` in config.json (the pair MLP had no batch norms) and blocks whose
+    MLP had a dropout layer, so its second Linear was `mlp.3`. They load, with the same outputs."""
+    model = eval_model(pair_norm=False)
+    folder = model.save_pretrained(tmp_path / "old")
+    config_path = folder / "config.json"
+    stored = json.loads(config_path.read_text())
+    del stored["config"]["pair_norm"]
+    config_path.write_text(json.dumps(stored))
+    state = read_weights(folder / "model.safetensors", "")
+    old_names = {re.sub(r"^((class_)?blocks\.\d+\.mlp)\.2\.", r"\1.3.", k): v for k, v in state.items()}
+    assert old_names.keys() != state.keys()
+    write_weights(folder / "model.safetensors", old_names)
+    loaded = from_pretrained(folder)
+    assert not loaded.config.pair_norm
+    features, vectors, mask = make_jets([5, 8], slots=8)
+    with torch.no_grad():
+        assert torch.equal(loaded(features, vectors, mask), model(features, vectors, mask))
+
+
 def test_pair_features_of_two_massless_particles() -> None:
     pt1, pt2, deta, dphi = 30.0, 10.0, 0.3, -0.4
     second = [pt2 * math.cos(dphi), pt2 * math.sin(dphi), pt2 * math.sinh(deta), pt2 * math.cosh(deta)]
@@ -220,7 +302,7 @@ def test_a_failed_save_keeps_the_previous_model(tmp_path: Path, monkeypatch: pyt
     def crash(*args, **kwargs) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint, "save_file", crash)
+    monkeypatch.setattr(model_folder, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         save_pretrained(eval_model(embed_dim=32), folder)
     assert from_pretrained(folder).config.embed_dim == 48

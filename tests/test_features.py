@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from test_readers import make_jets, write_root
 
-from backbone.data.errors import DataError
-from backbone.data.features import FeatureConfig, JetTensors, iterate_tensors, make_tensors
-from backbone.data.schema import LABEL_BRANCHES, PID_FLAGS
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.features import FeatureConfig, JetTensors, iterate_tensors, make_tensors
+from jetfm.backbone.data.schema import LABEL_BRANCHES, PID_FLAGS
 
 
 def with_particles(jets: ak.Array, **fields: list[list[float]]) -> ak.Array:
@@ -92,7 +92,7 @@ def test_labels_and_jet_level_arrays():
     tau1 = ak.to_numpy(jets.jet_tau1).copy()
     tau1[2] = 0.0
     jets = ak.with_field(jets, tau1, "jet_tau1")
-    onehot = np.stack([ak.to_numpy(jets[LABEL_BRANCHES[p]]) for p in ("qcd", "top", "wqq", "zqq")], 1)
+    onehot = np.stack([ak.to_numpy(jets[branch]) for branch in LABEL_BRANCHES.values()], 1)
     out = make_tensors(jets)
     want = np.where(onehot.sum(1) == 1, onehot.argmax(1), -1)
     np.testing.assert_array_equal(out.labels, want)

@@ -9,27 +9,30 @@ import numpy as np
 import pytest
 import torch
 
-from backbone.checkpoint import from_pretrained
-from backbone.data.schema import PROCESSES
-from backbone.evaluate import evaluate_classifier, plot_roc
-from backbone.finetune import (
+from jetfm.backbone.checkpoint import from_pretrained
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.backbone.evaluate import evaluate_classifier, plot_roc, validation_metrics
+from jetfm.backbone.finetune import (
     CLASSIFIER_NAME,
     HEAD_NAME,
+    LINEAR_HEAD,
     HeadConfig,
     LabelSubset,
     build_classifier,
     classes_from_labels,
+    fit_linear_probe,
     load_classifier,
+    logistic_regression,
 )
-from backbone.metrics import (
+from jetfm.backbone.metrics import (
     auc,
     background_rejection,
     classification_report,
     one_vs_rest_auc,
     roc_curve,
 )
-from backbone.registry import create_model
-from backbone.train import TrainConfig, Trainer
+from jetfm.backbone.registry import create_model
+from jetfm.backbone.train import TrainConfig, Trainer
 
 QCD, TOP = PROCESSES.index("qcd"), PROCESSES.index("top")
 SLOTS = 16
@@ -137,34 +140,94 @@ def test_label_subset_is_balanced_deterministic_and_nested():
 
 # -- modes ------------------------------------------------------------------------------------------
 
-def test_linear_probe_trains_only_the_head(tmp_path):
+def test_mlp_probe_trains_only_the_head(tmp_path):
     torch.manual_seed(0)
-    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="linear_probe")
+    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="mlp_probe")
     encoder_before, head_before = _state(classifier.encoder), _state(classifier.head)
     trainer = _train(classifier, SyntheticJets(64), tmp_path)
-    assert [g["lr_scale"] for g in trainer.optimizer.param_groups] == [1.0]
-    assert not classifier.encoder.training  # Trainer's train() must not wake up dropout and batch statistics
+    assert {g["lr_scale"] for g in trainer.optimizer.param_groups} == {1.0}
+    trained = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert trained == {id(p) for p in classifier.head.parameters()}
+    assert not classifier.encoder.training  # Trainer's train() must not wake up drop-path and batch statistics
     encoder_after = classifier.encoder.state_dict()
     assert all(torch.equal(encoder_before[k], encoder_after[k]) for k in encoder_before)  # buffers included
     assert any(not torch.equal(head_before[k], v) for k, v in classifier.head.state_dict().items())
 
 
-def test_full_mode_uses_a_lower_encoder_rate_and_scratch_reinitialises():
+def test_linear_probe_is_a_convergedlogistic_regression_on_frozen_embeddings():
+    torch.manual_seed(0)
+    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="linear_probe")
+    assert classifier.head_config == LINEAR_HEAD
+    assert [type(m) for m in classifier.head.mlp] == [torch.nn.Linear]  # no norm, no hidden layer
+    encoder_before = _state(classifier.encoder)
+    train, val = LabelSubset(SyntheticJets(300, seed=1), None).split(0.25, seed=0)
+    result = fit_linear_probe(classifier, train, val)
+    assert result["l2_strength"] in (1e-5, 1e-4, 1e-3, 1e-2, 1e-1) and len(result["validation"]) == 5
+    chosen = result["validation"][str(result["l2_strength"])]["val_auc"]
+    assert chosen == max(v["val_auc"] for v in result["validation"].values())
+    assert all(torch.equal(v, classifier.encoder.state_dict()[k]) for k, v in encoder_before.items())
+    # the folded head reproduces the regression on standardised embeddings, and it separates the jets
+    assert validation_metrics(classifier, val)["val_auc"] == pytest.approx(chosen, abs=1e-6)
+    assert validation_metrics(classifier, train)["val_auc"] > 0.9
+    # the regression is at its optimum: the penalised loss has no gradient left
+    x = torch.randn(200, 5, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * torch.randn(200, dtype=torch.float64) > 0).long()
+    weight, bias = logistic_regression(x, y, 2, strength=1e-2)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + 0.5e-2 * weight.square().sum()
+    loss.backward()
+    assert max(weight.grad.abs().max(), bias.grad.abs().max()) < 1e-6
+
+
+def test_full_mode_rates_pooling_with_the_head_and_decays_by_layer():
     encoder = create_model("tiny")
-    full = build_classifier(encoder, ("qcd", "top"), mode="full", encoder_lr_scale=0.1)
+    full = build_classifier(encoder, ("qcd", "top"), mode="full", layer_decay=0.5)
     groups = full.param_groups()
-    assert [g["lr_scale"] for g in groups] == [0.1, 1.0]
-    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in encoder.parameters()}
-    assert sum(len(g["params"]) for g in groups) == len(list(full.parameters()))
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in full.parameters())  # every parameter exactly once
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    pooling = [encoder.class_token, *encoder.class_blocks.parameters(), *encoder.jet_norm.parameters()]
+    assert all(scale[id(p)] == 1.0 for p in [*full.head.parameters(), *pooling])  # untrained: full rate
+    depth = len(encoder.blocks)
+    for k, block in enumerate(encoder.blocks):
+        assert all(scale[id(p)] == 0.5 ** (depth - k) for p in block.parameters())
+    assert all(scale[id(p)] == 0.5 ** (depth + 1) for p in encoder.particle_embed.parameters())
+    assert all(scale[id(p)] == 0.5 ** (depth + 1) for p in encoder.pair_embed.parameters())
+
     trainer = Trainer(full, SyntheticJets(8), TrainConfig(steps=1, lr=1e-3, warmup_steps=1), "unused", groups)
     trainer._set_lr()
-    encoder_lr, head_lr = (g["lr"] for g in trainer.optimizer.param_groups)
-    assert encoder_lr == pytest.approx(0.1 * head_lr)
+    lr = {id(p): g["lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert lr[id(encoder.blocks[0].attn.query.weight)] == pytest.approx(0.5**depth * lr[id(encoder.class_token)])
 
     scratch = build_classifier(encoder, ("qcd", "top"), mode="scratch")
     assert scratch.encoder is not encoder and scratch.encoder.config == encoder.config
     assert not torch.equal(scratch.encoder.class_token, encoder.class_token)
     assert [g["lr_scale"] for g in scratch.param_groups()] == [1.0]
+
+
+def test_no_weight_decay_on_norms_biases_and_tokens():
+    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="full")
+    config = TrainConfig(steps=1, weight_decay=0.05)
+    trainer = Trainer(classifier, SyntheticJets(8), config, "unused", classifier.param_groups())
+    decay = {id(p): g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert len(decay) == len(list(classifier.parameters()))
+    encoder = classifier.encoder
+    exempt = [encoder.class_token, encoder.jet_norm.weight, encoder.blocks[0].attn_norm.weight,
+              encoder.blocks[0].attn.query.bias, classifier.head.mlp[0].weight]  # head.mlp[0]: its LayerNorm
+    assert all(decay[id(p)] == 0.0 for p in exempt)
+    assert decay[id(encoder.blocks[0].attn.query.weight)] == 0.05
+    assert decay[id(classifier.head.mlp[-1].weight)] == 0.05
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded():
+    subset = LabelSubset(SyntheticJets(400, seed=3), 100, seed=1)
+    train, val = subset.split(0.2, seed=5)
+    assert len(train) == 80 and len(val) == 20
+    assert not set(train.indices) & set(val.indices) and set(train.indices) | set(val.indices) == set(subset.indices)
+    assert np.bincount(val.labels)[[QCD, TOP]].tolist() == [10, 10]
+    assert np.array_equal(val.indices, subset.split(0.2, seed=5)[1].indices)
+    assert np.array_equal(val.batch(np.arange(3))["labels"], val.labels[:3])
 
 
 def test_training_on_separable_jets_reaches_high_auc(tmp_path):
@@ -180,17 +243,34 @@ def test_training_on_separable_jets_reaches_high_auc(tmp_path):
 
 def test_save_and_load_give_identical_probabilities(tmp_path):
     torch.manual_seed(0)
-    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="linear_probe",
+    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="mlp_probe",
                                   head=HeadConfig(hidden_dims=(32, 16)))
     _train(classifier, SyntheticJets(64), tmp_path, steps=2)
     folder = classifier.save_pretrained(tmp_path / "clf")
     assert (folder / CLASSIFIER_NAME).is_file() and (folder / HEAD_NAME).is_file()
     loaded = load_classifier(folder)
-    assert (loaded.classes, loaded.mode) == (classifier.classes, "linear_probe")
+    assert (loaded.classes, loaded.mode) == (classifier.classes, "mlp_probe")
     assert loaded.head_config == classifier.head_config
     test = SyntheticJets(50, seed=5)
     assert np.array_equal(loaded.predict_proba(test, batch_size=16), classifier.predict_proba(test, batch_size=16))
     assert from_pretrained(folder).config == classifier.encoder.config  # still an encoder folder
+
+    linear = build_classifier(create_model("tiny"), ("qcd", "top"), mode="linear_probe")
+    fit_linear_probe(linear, LabelSubset(SyntheticJets(64, seed=2), None))
+    loaded = load_classifier(linear.save_pretrained(tmp_path / "linear"))
+    assert loaded.mode == "linear_probe" and loaded.head_config == LINEAR_HEAD
+    assert np.array_equal(loaded.predict_proba(test), linear.predict_proba(test))
+
+
+def test_predictions_do_not_depend_on_batching_by_multiplicity():
+    torch.manual_seed(0)
+    classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="scratch").eval()
+    test = SyntheticJets(40, seed=6)
+    one_by_one = np.concatenate([
+        classifier.logits(*(torch.from_numpy(test.batch(np.array([i]))[k]) for k in ("features", "vectors", "mask")))
+        .softmax(-1).detach().numpy() for i in range(len(test))
+    ])
+    np.testing.assert_allclose(classifier.predict_proba(test, batch_size=8), one_by_one, atol=1e-5)
 
 
 # -- ONNX -------------------------------------------------------------------------------------------
@@ -198,7 +278,7 @@ def test_save_and_load_give_identical_probabilities(tmp_path):
 def test_onnx_export_matches_pytorch(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from backbone.onnx_export import check_onnx, example_inputs, export_onnx
+    from jetfm.backbone.onnx_export import check_onnx, example_inputs, export_onnx
 
     torch.manual_seed(0)
     classifier = build_classifier(create_model("tiny"), ("qcd", "top"), mode="full")

@@ -16,11 +16,11 @@ pytest.importorskip("fastjet")
 from conftest import N_PER_PROCESS  # noqa: E402
 from conftest import read_jets as _read
 
-from backbone.data import generate as gen  # noqa: E402
-from backbone.data.errors import DataError, GenerationError  # noqa: E402
-from backbone.data.generate import GenerationConfig, generate, plan_shards  # noqa: E402
-from backbone.data.rootio import read_provenance, write_jets  # noqa: E402
-from backbone.data.schema import ALL_BRANCHES, LABEL_BRANCHES, PROCESSES  # noqa: E402
+from jetfm.backbone.data import generate as gen  # noqa: E402
+from jetfm.backbone.data.errors import DataError, GenerationError  # noqa: E402
+from jetfm.backbone.data.generate import GenerationConfig, generate, plan_shards  # noqa: E402
+from jetfm.backbone.data.rootio import read_provenance, write_jets  # noqa: E402
+from jetfm.backbone.data.schema import ALL_BRANCHES, LABEL_BRANCHES, PROCESSES  # noqa: E402
 
 
 def _mass_mode(mass: np.ndarray) -> float:
@@ -54,7 +54,19 @@ def test_schema_round_trip(physics_sample):
 
 
 @pytest.mark.parametrize(
-    "process, low, high", [("top", 150, 200), ("wqq", 65, 95), ("zqq", 75, 105), ("hbb", 100, 140)]
+    "process, low, high",
+    [
+        ("top", 150, 200),
+        ("wqq", 65, 95),
+        ("zqq", 75, 105),
+        ("hbb", 100, 140),
+        ("hcc", 100, 145),
+        ("hgg", 100, 145),
+        ("h4q", 100, 145),
+        # The neutrino escapes: the visible mass of H -> l nu qq' and t -> b l nu sits below the resonance.
+        ("hlvqq", 75, 125),
+        ("tbl", 90, 165),
+    ],
 )
 def test_mass_peaks(physics_sample, process, low, high):
     mode = _mass_mode(ak.to_numpy(physics_sample[process].jet_mass))
@@ -75,6 +87,35 @@ def test_nsubjettiness_separates(physics_sample):
 
     assert mean_ratio("top", "jet_tau3", "jet_tau2") < mean_ratio("qcd", "jet_tau3", "jet_tau2") - 0.1
     assert mean_ratio("wqq", "jet_tau2", "jet_tau1") < mean_ratio("qcd", "jet_tau2", "jet_tau1") - 0.1
+
+
+def test_h4q_is_four_pronged(physics_sample):
+    def mean_tau43(proc):
+        j = physics_sample[proc]
+        return float(np.mean(j.jet_tau4 / j.jet_tau3))
+
+    assert mean_tau43("h4q") < mean_tau43("qcd") - 0.08
+    assert mean_tau43("h4q") < mean_tau43("hbb") - 0.05  # four prongs, not two
+
+
+@pytest.mark.parametrize("process", ["tbl", "hlvqq"])
+def test_leptonic_classes_carry_their_lepton(physics_sample, process):
+    """The truth rule puts the W's charged lepton inside the jet, and it arrives flagged as one."""
+
+    def lepton_fraction(proc):
+        j = physics_sample[proc]
+        return float(np.mean(ak.to_numpy(ak.sum(j.part_isElectron + j.part_isMuon, axis=1)) >= 1))
+
+    assert lepton_fraction(process) > 0.97
+    assert lepton_fraction(process) > lepton_fraction("qcd") + 0.5
+    assert lepton_fraction("top") < 0.6  # the hadronic top keeps its W's quarks, not a lepton
+
+
+def test_every_class_has_its_label(physics_sample):
+    for process, jets in physics_sample.items():
+        branch = LABEL_BRANCHES[process]
+        assert ak.all(jets[branch] == 1), process
+        assert ak.all(sum(jets[b] for b in LABEL_BRANCHES.values()) == 1), process
 
 
 def test_softdrop_mass(physics_sample):
@@ -204,3 +245,17 @@ def test_labels_one_hot(physics_sample):
         onehot = np.stack([ak.to_numpy(jets[b]) for b in LABEL_BRANCHES.values()], axis=1)
         assert np.all(onehot.sum(axis=1) == 1)
         assert np.all(onehot[:, PROCESSES.index(process)] == 1)
+
+
+def test_truth_level_skip_changes_no_jet(tmp_path, monkeypatch):
+    """Events ruled out from their truth record before their particles are read (the speed-up) are
+    exactly those that could give no jet: the output is the same as reading every event."""
+    config = GenerationConfig(processes=("tbl",), n_jets=12, seed=21)
+    fast = generate(config, tmp_path / "fast", show_progress=False)
+    assert fast.shards[0].n_skipped > 0
+    monkeypatch.setattr(gen, "could_be_contained", lambda *args, **kwargs: True)
+    slow = generate(config, tmp_path / "slow", show_progress=False)
+    assert slow.shards[0].n_skipped == 0
+    a, b = _read(fast.shards[0].path), _read(slow.shards[0].path)
+    for field in a.fields:
+        assert ak.all(a[field] == b[field]), field

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backbone.embed import ModelRef, l2_normalised
-from retrieval.index import FLAT_MAX, HNSW_MAX, JetFilter, JetIndex, RetrievalError, choose_kind
-from retrieval.ondisk import build_shard, merge_shards, train_template
+from jetfm.backbone.embed import ModelRef, l2_normalised
+from jetfm.retrieval.index import FLAT_MAX, HNSW_MAX, JetFilter, JetIndex, RetrievalError, choose_kind
+from jetfm.retrieval.ondisk import build_shard, merge_shards, train_template
 
 DIM = 32
 MODEL = ModelRef("models/a", "a" * 64)

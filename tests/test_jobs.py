@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.catalog import Catalog
-from tools.jobs import JobStore, _launched, cancel, install_progress, status, submit
-from tools.registry import ToolError, run_tool
+from jetfm.tools.catalog import Catalog
+from jetfm.tools.jobs import JobStore, _launched, cancel, install_progress, status, submit
+from jetfm.tools.registry import ToolError
+from jetfm.tools.run import run_tool
 
 pytest.importorskip("pythia8mc")
 

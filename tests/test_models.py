@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("pythia8mc")
 
-from backbone.pretrain.base import load_objective  # noqa: E402
-from retrieval.index import RetrievalError  # noqa: E402
-from tools.catalog import Catalog  # noqa: E402
-from tools.cli import main  # noqa: E402
-from tools.registry import run_tool  # noqa: E402
-from tools.search import latest_index  # noqa: E402
+from jetfm.backbone.pretrain.base import load_objective  # noqa: E402
+from jetfm.retrieval.index import RetrievalError  # noqa: E402
+from jetfm.tools.catalog import Catalog  # noqa: E402
+from jetfm.tools.cli import main  # noqa: E402
+from jetfm.tools.run import run_tool  # noqa: E402
+from jetfm.tools.search import latest_index  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_pretrain_errors(workspace, capsys):
     assert "already used" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode", ["full", "linear_probe", "scratch"])
+@pytest.mark.parametrize("mode", ["full", "linear_probe", "mlp_probe", "scratch"])
 def test_finetune_evaluate_export(workspace, mode, capsys):
     base = "m-mpm"
     if Catalog(workspace).find(base) is None:
@@ -61,8 +61,15 @@ def test_finetune_evaluate_export(workspace, mode, capsys):
     assert main([*args, "--steps", "5", "--batch-size", "16", "--name", name, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert 0.0 <= result["auc"] <= 1.0
+    validation = result["validation"]  # a fifth of the 30 labels validates and picks the best step
+    assert 0.0 <= validation["val_auc"] <= 1.0 and validation["val_loss"] > 0
+    if mode == "linear_probe":
+        assert validation["best_step"] is None  # fitted by L-BFGS, not in steps
+    else:
+        assert 1 <= validation["best_step"] <= validation["steps_run"] <= 5
     art = Catalog(workspace).get(name)
     assert art.parents == [base, "mini"] and art.meta["n_labels"] == 30
+    assert (art.meta["n_train"], art.meta["n_validation"]) == (24, 6)
     assert main(["evaluate", "--model", name, "--dataset", "mini", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["scope"] == "held-out split" and report["num_jets"] == 12
@@ -87,7 +94,7 @@ def test_pretrain_under_torchrun_two_gloo_processes(physics_sample_dir, tmp_path
     env = {**os.environ, "JETFM_HOME": str(tmp_path / "ws"), "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "tools.cli", "pretrain", "--dataset", str(physics_sample_dir), "--objective", "mpm",
+        "-m", "jetfm.tools.cli", "pretrain", "--dataset", str(physics_sample_dir), "--objective", "mpm",
         "--size", "tiny", "--steps", "4", "--batch-size", "16", "--name", "ddp-model", "--json",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
@@ -154,7 +161,11 @@ def test_text_search_zero_shot_describe_with_shipped_alignment(workspace, capsys
     assert main(["search", "a three-pronged top quark jet with mass near 175 GeV", "--dataset", "mini",
                  "-k", "5", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert len(found["results"]) == 5 and not found["low_similarity"]
+    assert len(found["results"]) == min(5, found["n_passed"]) and not found["low_similarity"]
+    assert all(r["label"] == 1 and 165 <= r["mass"] <= 185 for r in found["results"])  # the stated cuts hold
+    assert found["results"] or found["misses"]
+    assert main(["search", "jets from the decay of a heavy quark", "--dataset", "mini", "-k", "5", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 5
     assert main(["search", "the recipe for a chocolate cake", "--dataset", "mini", "-k", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["low_similarity"]
     assert main(["zero-shot", "--dataset", "mini", "--labels", "top quark,QCD gluon or light quark", "--json"]) == 0

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backbone.data.errors import DataError
-from backbone.data.readers import (
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.readers import (
     ReadReport,
     count_jets,
     detect_format,
@@ -23,8 +23,8 @@ from backbone.data.readers import (
     open_jets,
     resolve_paths,
 )
-from backbone.data.rootio import write_jets
-from backbone.data.schema import (
+from jetfm.backbone.data.rootio import write_jets
+from jetfm.backbone.data.schema import (
     ALL_BRANCHES,
     JET_BRANCHES,
     LABEL_BRANCHES,
@@ -336,7 +336,7 @@ def test_parquet_nulls_are_dropped_as_invalid(tmp_path):
 def test_summarize_counts_classes_and_observables(tmp_path):
     import json
 
-    from backbone.data.summary import OBSERVABLES, summarize
+    from jetfm.backbone.data.summary import OBSERVABLES, summarize
 
     jets = make_jets(40, seed=4)
     path = write_root(tmp_path / "jets.root", jets)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.registry import TOOLS, ToolError, run_tool, tool_schemas, validate_args
+from jetfm.tools.registry import TOOLS, ToolError, tool_schemas, validate_args
+from jetfm.tools.run import run_tool
 
 # The contract: tool -> the arguments it must accept (more may exist).
 CONTRACT = {
@@ -63,13 +64,13 @@ def _literal(tool: str, field: str) -> tuple:
 
 
 def test_vocabularies_match_the_operations():
-    from backbone.data.schema import PROCESSES
-    from backbone.data.summary import OBSERVABLES
-    from backbone.pretrain.base import objective_names
-    from backbone.registry import list_models
-    from retrieval.index import KINDS as INDEX_KINDS
-    from tools.models import MODES
-    from tools.workspace import KINDS
+    from jetfm.backbone.data.schema import PROCESSES
+    from jetfm.backbone.data.summary import OBSERVABLES
+    from jetfm.backbone.pretrain.base import objective_names
+    from jetfm.backbone.registry import list_models
+    from jetfm.retrieval.index import KINDS as INDEX_KINDS
+    from jetfm.tools.models import MODES
+    from jetfm.tools.workspace import KINDS
 
     assert _literal("generate_dataset", "processes") == PROCESSES
     assert _literal("plot_observable", "observable") == OBSERVABLES
@@ -99,13 +100,21 @@ def test_schemas_are_openai_function_json_schemas():
     ("tool", "args", "expected"),
     [
         ("generate_dataset", {"name": "x", "n_jets": 0}, "n_jets: Input should be greater than or equal to 1"),
-        ("generate_dataset", {"name": "x", "processes": ["top", "gluino"]}, "processes.1: Input should be 'qcd'"),
+        (
+            "generate_dataset",
+            {"name": "x", "processes": ["top", "gluino"]},
+            "processes.1: unknown value 'gluino'; choose from qcd, top",
+        ),
         ("generate_dataset", {"name": "bad name!"}, "invalid artifact name 'bad name!'"),
         ("generate_dataset", {"name": "x", "pt_min": 700, "pt_max": 600}, "pt_min (700) must be below pt_max"),
         ("generate_dataset", {"name": "x", "n_jetz": 5}, "n_jetz: Extra inputs are not permitted"),
         ("generate_dataset", {}, "name: Field required"),
         ("pretrain", {"dataset": "d", "name": "m", "steps": 10**9}, "steps: Input should be less than or equal to"),
-        ("pretrain", {"dataset": "d", "name": "m", "objective": "bert"}, "objective: Input should be 'mpm'"),
+        (
+            "pretrain",
+            {"dataset": "d", "name": "m", "objective": "bert"},
+            "objective: unknown value 'bert'; choose from mpm, contrastive, ntp",
+        ),
         ("pretrain", {"dataset": "d", "name": "m", "device": "rm -rf /"}, "device: String should match pattern"),
         ("search_similar", {"dataset": "d", "index": "i", "k": 0}, "k: Input should be greater than or equal to 1"),
         ("describe_dataset", {"dataset": "../../etc/passwd"}, "invalid artifact name"),
@@ -175,3 +184,14 @@ def test_import_from_the_workspace_and_list(workspace):
     assert "dataset   tiny" in listed.text and "n_jets 20" in listed.text
     with pytest.raises(ToolError, match="already in the catalog"):
         run_tool("import_dataset", {"path": str(shard), "name": "just-top"})
+
+
+def test_a_path_stands_for_a_dataset_only_from_the_cli(tmp_path):
+    """A person at the CLI may name a folder of jet files; the agent's calls go through the catalog
+    (and import_dataset, whose path is confined to the workspace)."""
+    args = {"dataset": str(tmp_path), "name": "m"}
+    assert validate_args("pretrain", args, allow_paths=True).dataset == str(tmp_path)
+    with pytest.raises(ToolError, match="invalid artifact name"):
+        validate_args("pretrain", args)
+    with pytest.raises(ToolError, match="invalid artifact name"):  # a path that does not exist is still a name
+        validate_args("pretrain", {"dataset": str(tmp_path / "nope"), "name": "m"}, allow_paths=True)

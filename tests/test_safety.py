@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tools.registry import ToolError, run_tool
-from tools.safety import (
+from jetfm.tools.registry import ToolError
+from jetfm.tools.run import run_tool
+from jetfm.tools.safety import (
     ALLOWED_PATHS_FILE,
     DATA_CLOSE,
     PathNotAllowed,

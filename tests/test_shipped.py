@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from backbone.checkpoint import from_pretrained
-from backbone.data.features import make_tensors
-from backbone.metrics import auc, roc_curve
-from backbone.pretrain.base import load_objective
-from backbone.registry import create_model
-from tools.models import DEFAULT_MODEL, SHIPPED_DIR, shipped_models
+from jetfm.backbone.checkpoint import from_pretrained
+from jetfm.backbone.data.features import make_tensors
+from jetfm.backbone.metrics import auc, roc_curve
+from jetfm.backbone.pretrain.base import load_objective
+from jetfm.backbone.registry import create_model
+from jetfm.tools.models import DEFAULT_MODEL, SHIPPED_DIR, shipped_models
 
 FOLDER = SHIPPED_DIR / DEFAULT_MODEL
 

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.workspace import KINDS, workspace_root
+from jetfm.backbone.atomic import recover_folder
+from jetfm.errors import JetfmError
+from jetfm.tools.workspace import KINDS, workspace_root
 
 CATALOG_FILE = "catalog.sqlite"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Matched with fullmatch: with match, "$" also matches before a final newline, so "name\n" passed.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -35,7 +38,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 """
 
 
-class CatalogError(LookupError):
+class CatalogError(JetfmError, LookupError):
     """An artifact name that is missing, taken or malformed; the message lists what exists."""
 
 
@@ -62,7 +65,7 @@ class Artifact:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_PATTERN.match(name or ""):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise CatalogError(
             f"invalid artifact name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting "
             "with a letter or digit"
@@ -128,7 +131,7 @@ class Catalog:
     def find(self, name: str) -> Artifact | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM artifacts WHERE name = ?", (name,)).fetchone()
-        return _row_to_artifact(row) if row else None
+        return _recovered(_row_to_artifact(row)) if row else None
 
     def get(self, name: str, kind: str | None = None) -> Artifact:
         """The artifact ``name``; if missing (or of another kind) the error lists those that exist."""
@@ -147,7 +150,7 @@ class Catalog:
                 rows = db.execute("SELECT * FROM artifacts ORDER BY created").fetchall()
             else:
                 rows = db.execute("SELECT * FROM artifacts WHERE kind = ? ORDER BY created", (kind,)).fetchall()
-        return [_row_to_artifact(r) for r in rows]
+        return [_recovered(_row_to_artifact(r)) for r in rows]
 
     def update_metrics(self, name: str, metrics: dict[str, Any]) -> Artifact:
         art = self.get(name)
@@ -166,6 +169,13 @@ class Catalog:
             raise CatalogError(f"{name!r} is a parent of {', '.join(children)}; remove those first")
         with self._connect() as db:
             db.execute("DELETE FROM artifacts WHERE name = ?", (name,))
+
+
+def _recovered(art: Artifact) -> Artifact:
+    """``art``, its folder first put back if a write of it was cut between the two renames of a swap."""
+    if not Path(art.path).exists():
+        recover_folder(art.path)
+    return art
 
 
 def _row_to_artifact(row: tuple) -> Artifact:

@@ -9,26 +9,38 @@ from typing import Any
 
 import numpy as np
 
-from backbone.data.errors import DataError
-from backbone.data.generate import GenerationConfig, dataset_shards, generate
-from backbone.data.readers import ReadReport, count_jets, detect_format, iterate_jets, open_jets, resolve_paths
-from backbone.data.schema import PROCESSES, parse_processes
-from backbone.data.summary import OBSERVABLES, UNLABELLED, jet_classes, jet_observables, summarize
-from tools.catalog import Catalog, validate_name
-from tools.plots import plot_by_class, plot_jet_image
-from tools.result import ToolResult
-from tools.workspace import artifact_dir, plots_dir
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.generate import GenerationConfig, dataset_shards, generate, parse_shard_spec
+from jetfm.backbone.data.jets import DEFAULT_PT_WINDOW
+from jetfm.backbone.data.kinematics import transverse_momentum
+from jetfm.backbone.data.readers import (
+    ReadReport,
+    check_files,
+    count_jets,
+    detect_format,
+    iterate_jets,
+    open_jets,
+    resolve_paths,
+)
+from jetfm.backbone.data.schema import PROCESSES, parse_processes
+from jetfm.backbone.data.summary import OBSERVABLES, UNLABELLED, jet_classes, jet_observables, summarize
+from jetfm.tools.catalog import Catalog, validate_name
+from jetfm.tools.manifest import MANIFEST_KEY, file_manifest, generated_files, registered_files
+from jetfm.tools.plots import plot_by_class, plot_jet_image
+from jetfm.tools.result import ToolResult
+from jetfm.tools.workspace import artifact_dir, plots_dir
 
 
 def dataset_files(dataset: str, catalog: Catalog | None = None) -> list[Path]:
-    """The files of a dataset given by catalog name, or by a path to a file or folder."""
+    """The files of a dataset given by catalog name (checked against its manifest: a missing or
+    changed file is refused by name), or by a path to a file or folder."""
     catalog = catalog or Catalog()
     art = catalog.find(dataset)
     if art is not None:
         if art.kind != "dataset":
             raise DataError(f"{dataset!r} is a {art.kind}, not a dataset")
-        path = Path(art.path)
-    elif os.sep in dataset or Path(dataset).exists():
+        return registered_files(art)
+    if os.sep in dataset or Path(dataset).exists():
         path = Path(dataset)
     else:
         catalog.get(dataset, kind="dataset")  # raises, listing the datasets that exist
@@ -45,8 +57,8 @@ def generate_dataset(
     name: str,
     processes: list[str] | str = ("top", "qcd"),
     n_jets: int = 1000,
-    pt_min: float = 550.0,
-    pt_max: float = 650.0,
+    pt_min: float = DEFAULT_PT_WINDOW[0],
+    pt_max: float = DEFAULT_PT_WINDOW[1],
     seed: int = 1,
     workers: int = 1,
     shard: str | None = None,
@@ -56,6 +68,7 @@ def generate_dataset(
 ) -> ToolResult:
     """Generate jets with Pythia 8 + FastJet and register them as dataset ``name``."""
     validate_name(name)
+    parse_shard_spec(shard)  # a bad --shard is refused before any folder is made
     catalog = Catalog()
     existing = catalog.find(name)
     out_dir = Path(out) if out else (Path(existing.path) if existing else artifact_dir("dataset", name))
@@ -71,13 +84,18 @@ def generate_dataset(
     )
     summary = generate(config, out_dir, workers=workers, shard=shard, show_progress=show_progress)
     counts = summary.jets_per_process()
-    complete = shard is None or shard.endswith("/1")
+    # The catalog holds every shard in the folder, also those other batch jobs (--shard) made.
+    shards, complete = generated_files(config, out_dir)
+    registered: dict[str, int] = {}
+    for process, file in shards:
+        registered[process] = registered.get(process, 0) + file.n_jets
+    meta = {"source": "generated", "config": summary.config, "complete": complete, "format": "root"}
     catalog.register(
         name,
         "dataset",
         out_dir.resolve(),
-        meta={"source": "generated", "config": summary.config, "complete": complete, "format": "root"},
-        metrics={"n_jets": summary.n_jets, "jets_per_process": counts},
+        meta={**meta, MANIFEST_KEY: file_manifest(file for _, file in shards)},
+        metrics={"n_jets": sum(registered.values()), "jets_per_process": registered},
         replace=True,
     )
     made = [s for s in summary.shards if not s.skipped]
@@ -108,7 +126,14 @@ def import_dataset(path: str, name: str) -> ToolResult:
         raise DataError(f"the name {name!r} is already in the catalog; choose another --name")
     files = resolve_paths(path)
     formats = sorted({detect_format(f) for f in files})
-    n_jets = count_jets(files)
+    try:
+        checked = check_files(files)  # every file read through to its last entry
+    except DataError as err:
+        raise DataError(
+            f"{path} was not imported: {err}. Nothing was registered; re-copy or fix the file(s) named, or move "
+            "them aside and import the rest"
+        ) from None
+    n_jets = sum(f.n_jets for f in checked)
     report = ReadReport()
     first = next(iterate_jets(files, step_size=min(n_jets, 1000) or 1, report=report), None)
     if first is None or len(first) == 0:
@@ -118,7 +143,7 @@ def import_dataset(path: str, name: str) -> ToolResult:
         name,
         "dataset",
         source,
-        meta={"source": "imported", "format": formats, "files": len(files)},
+        meta={"source": "imported", "format": formats, "files": len(files), MANIFEST_KEY: file_manifest(checked)},
         metrics={"n_jets": n_jets},
     )
     text = f"Imported {path} as dataset {name!r}: {n_jets} jets in {len(files)} file(s) ({', '.join(formats)})."
@@ -156,7 +181,8 @@ def plot_observable(dataset: str, observable: str = "mass", by_label: bool = Tru
         raise DataError(f"unknown observable {observable!r}; choose from {', '.join(OBSERVABLES)}")
     column = OBSERVABLES.index(observable)
     values: dict[str, list[np.ndarray]] = {}
-    for jets in iterate_jets(dataset_files(dataset)):
+    report = ReadReport()
+    for jets in iterate_jets(dataset_files(dataset), report=report):
         obs = jet_observables(jets)[:, column]
         if not by_label:
             values.setdefault("all", []).append(obs)
@@ -167,13 +193,36 @@ def plot_observable(dataset: str, observable: str = "mass", by_label: bool = Tru
             values.setdefault(key, []).append(obs[classes == index])
     order = [*PROCESSES, UNLABELLED, "all"]
     merged = {k: np.concatenate(values[k]) for k in order if k in values}
+    if not merged:
+        raise DataError(f"nothing to plot: {dataset!r} has no usable jets ({report.message()}); no plot was written")
+    # NaN marks an observable the files do not hold (e.g. tau21 without N-subjettiness branches).
+    defined = {k: v[np.isfinite(v)] for k, v in merged.items()}
+    undefined = [k for k, v in defined.items() if not len(v)]
+    if len(undefined) == len(defined):
+        raise DataError(
+            f"nothing to plot: {observable} is undefined (NaN) for all {report.jets_kept} jets of {dataset!r}: "
+            f"{_UNDEFINED_WHY.get(observable, 'the files hold no value for it')}. No plot was written; "
+            "pt, eta, mass and n_constituents are defined for every jet"
+        )
+    shown = {k: v for k, v in defined.items() if len(v)}
     path = plots_dir() / f"{dataset.replace('/', '_')}-{observable}{'-by-class' if by_label else ''}.png"
-    plot_by_class(merged, observable, path, title=f"{dataset}: {observable}")
-    medians = ", ".join(f"{k} {np.nanmedian(v):.3g}" for k, v in merged.items() if len(v))
-    n_total = sum(len(v) for v in merged.values())
+    plot_by_class(shown, observable, path, title=f"{dataset}: {observable}")
+    medians = ", ".join(f"{k} {np.median(v):.3g}" for k, v in shown.items())
+    n_total = sum(len(v) for v in shown.values())
     text = f"Plotted {observable} of {dataset!r} ({n_total} jets) to {path}. Medians: {medians}."
-    counts = {k: len(v) for k, v in merged.items()}
+    n_undefined = sum(len(merged[k]) - len(defined[k]) for k in merged)
+    if n_undefined:
+        classes = f" (all of {', '.join(undefined)})" if undefined else ""
+        text += f" Left out: {n_undefined} jets with no {observable} value{classes}."
+    counts = {k: len(v) for k, v in shown.items()}
     return ToolResult(text=text, data={"path": str(path), "counts": counts}, plots=[str(path)])
+
+
+_UNDEFINED_WHY = {
+    "sdmass": "the files have no soft-drop mass branch (jet_sdmass)",
+    "tau21": "the files have no N-subjettiness branches (jet_tau1, jet_tau2)",
+    "tau32": "the files have no N-subjettiness branches (jet_tau2, jet_tau3)",
+}
 
 
 def show_jet(dataset: str, index: int = 0) -> ToolResult:
@@ -186,7 +235,7 @@ def show_jet(dataset: str, index: int = 0) -> ToolResult:
     if len(jets) == 0:
         raise DataError(f"jet {index} of {dataset!r} is not usable (no constituents or NaN values); pick another")
     jet = jets[0]
-    pt = np.hypot(np.asarray(jet.part_px), np.asarray(jet.part_py))
+    pt = transverse_momentum(np.asarray(jet.part_px), np.asarray(jet.part_py))
     label = int(jet_classes(jets)[0])
     process = PROCESSES[label] if label >= 0 else UNLABELLED
     facts = {

@@ -1,17 +1,17 @@
 """The main job on embedded defaults (the README's first command). It grows as capabilities land:
-a small mixed sample of all five classes (Pythia 8 + FastJet), its summary and jet-mass plot, then
+a small mixed sample of every jet class (Pythia 8 + FastJet), its summary and jet-mass plot, then
 the shipped backbone embeds it, a FAISS index finds the jets most like a top jet, and the shipped
-jet-text alignment finds jets from a description in words. ``jetfm demo`` then opens the chat app on
-the same workspace (``serve_demo``); ``--no-serve`` stops after the searches."""
+jet-text alignment finds jets from a description in words. ``jetfm demo`` (agent/cli.py) then opens
+the chat app on the same workspace; ``--no-serve`` stops after the searches."""
 
 from __future__ import annotations
 
-from backbone.data.schema import PROCESSES
-from tools.datasets import describe_dataset, generate_dataset, plot_observable
-from tools.models import DEFAULT_MODEL
-from tools.result import ToolResult
-from tools.search import build_index, embeddings_for, search_similar
-from tools.text_search import search_text
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.tools.datasets import describe_dataset, generate_dataset, plot_observable
+from jetfm.tools.models import DEFAULT_MODEL
+from jetfm.tools.result import ToolResult
+from jetfm.tools.search import build_index, embeddings_for, search_similar
+from jetfm.tools.text_search import search_text
 
 
 def run_demo(n_jets: int = 1000, workers: int = 2, seed: int = 1) -> ToolResult:
@@ -30,7 +30,8 @@ def run_demo(n_jets: int = 1000, workers: int = 2, seed: int = 1) -> ToolResult:
     query = int((labels == PROCESSES.index("top")).nonzero()[0][0])
     similar = search_similar(name, index.data["name"], entry=query, k=10)
     same = sum(r["label"] == PROCESSES.index("top") for r in similar.data["results"])
-    text = f"{similar.text}\n{same} of the 10 nearest jets are top jets (a random pick would give ~2)."
+    chance = 10 / len(PROCESSES)
+    text = f"{similar.text}\n{same} of the 10 nearest jets are top jets (a random pick would give ~{chance:.0f})."
     print(text)
 
     query = "three-pronged boosted top quark jets"
@@ -42,21 +43,3 @@ def run_demo(n_jets: int = 1000, workers: int = 2, seed: int = 1) -> ToolResult:
         data={"dataset": name, "summary": summary.data, "similar": similar.data, "text_search": found.data},
         plots=plot.plots,
     )
-
-
-def serve_demo(
-    result: ToolResult,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    auth: tuple[str, str] | None = None,
-    max_upload_mb: int = 2048,
-) -> None:
-    """The demo's last step: the chat app over the sample just made, on the embedded LLM (blocks
-    until Ctrl-C). agent/ sits above tools/, so it is imported here, only when the step runs."""
-    print(result.text)
-    for plot in result.plots:
-        print(f"plot: {plot}")
-    print("\nStarting the chat app (Gradio) on the shipped backbone, alignment and embedded LLM...")
-    from agent.app import serve
-
-    serve(host=host, port=port, auth=auth, max_upload_bytes=max_upload_mb * 1024**2)

@@ -26,15 +26,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import Catalog, CatalogError
-from tools.registry import ToolError, call_tool, validate_args
-from tools.result import ToolResult
+from jetfm.backbone.atomic import process_alive
+from jetfm.tools.catalog import Catalog, CatalogError
+from jetfm.tools.registry import ToolError, call_tool, validate_args
+from jetfm.tools.result import ToolResult
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 PROGRESS_INTERVAL_S = 1.0
 CANCEL_GRACE_S = 5.0  # time to exit cleanly on SIGTERM before the group gets SIGKILL
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -173,21 +173,7 @@ def _alive(pid: int) -> bool:
     proc = _launched.get(pid)
     if proc is not None:
         return proc.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """An exited process its parent has not reaped still answers kill(pid, 0); Linux tells via /proc."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return process_alive(pid)
 
 
 # --- starting, polling, cancelling -------------------------------------------------------------
@@ -201,8 +187,7 @@ def submit(tool_name: str, args: dict[str, Any] | None = None) -> str:
     job = store.create(tool_name, validated.model_dump(mode="json"))
     Path(job.log).parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "JETFM_HOME": str(store.root)}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "tools.jobs", "run", job.id]
+    command = [sys.executable, "-m", "jetfm.tools.jobs", "run", job.id]
     try:
         with open(job.log, "ab") as log:
             proc = subprocess.Popen(
@@ -352,6 +337,6 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     # Run the copy imported as tools.jobs, not this __main__ one, so there is one set of module state.
-    from tools.jobs import main as _main
+    from jetfm.tools.jobs import main as _main
 
     sys.exit(_main(sys.argv[1:]))

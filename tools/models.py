@@ -14,27 +14,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from backbone.checkpoint import from_pretrained, load_config
-from backbone.config import KINEMATIC_CHARGE_PID_FEATURES, EncoderConfig
-from backbone.data.cache import JetCache, open_cache
-from backbone.data.features import FeatureConfig
-from backbone.evaluate import evaluate_classifier, plot_roc
-from backbone.finetune import LabelSubset, build_classifier, load_classifier
-from backbone.hardware import device_description
-from backbone.pretrain.base import create_objective, objective_names
-from backbone.registry import create_model, list_models
-from backbone.train import LOSS_CSV, TRAIN_STATE, TrainConfig, Trainer, init_distributed, resolve_device
-from tools.catalog import Catalog, CatalogError, validate_name
-from tools.datasets import dataset_files
-from tools.result import ToolResult
-from tools.workspace import artifact_dir, plots_dir, workspace_root
+from jetfm.backbone.atomic import recover_folder
+from jetfm.backbone.checkpoint import from_pretrained, load_config, load_features
+from jetfm.backbone.data.batching import particle_counts
+from jetfm.backbone.data.cache import JetCache, open_cache
+from jetfm.backbone.data.classes import PROCESSES
+from jetfm.backbone.data.features import FeatureConfig
+from jetfm.backbone.evaluate import evaluate_classifier, plot_roc, validation_metrics
+from jetfm.backbone.finetune import MODES, LabelSubset, build_classifier, fit_linear_probe, load_classifier
+from jetfm.backbone.hardware import device_description
+from jetfm.backbone.pretrain.base import create_objective, objective_names
+from jetfm.backbone.registry import create_model, list_models
+from jetfm.backbone.train import LOSS_CSV, TRAIN_STATE, TrainConfig, Trainer, init_distributed, resolve_device
+from jetfm.errors import UsageError
+from jetfm.tools.catalog import Catalog, CatalogError, validate_name
+from jetfm.tools.datasets import dataset_files
+from jetfm.tools.manifest import MANIFEST_KEY, file_manifest
+from jetfm.tools.result import ToolResult
+from jetfm.tools.workspace import artifact_dir, plots_dir, workspace_root
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "backbone" / "pretrained"
 DEFAULT_MODEL = "jetfm-default"
-MODES = ("linear_probe", "full", "scratch")
 
 MODEL_CARD = "README.md"
 TEST_FRACTION = 0.2  # the held-out share of a dataset a model was trained on, used by evaluate
+VALIDATION_FRACTION = 0.2  # the share of the labelled training jets that picks the best step
+PATIENCE = 10  # validations without improvement before finetuning stops
 
 
 def dataset_cache(dataset: str, features: FeatureConfig | None = None) -> JetCache:
@@ -43,13 +48,6 @@ def dataset_cache(dataset: str, features: FeatureConfig | None = None) -> JetCac
     tag = f"p{features.max_particles}{'-pid' if features.include_charge_pid else ''}"
     safe = dataset.replace("/", "_").replace("\\", "_")
     return open_cache(dataset_files(dataset), workspace_root() / "caches" / f"{safe}-{tag}", features)
-
-
-def features_for(config: EncoderConfig) -> FeatureConfig:
-    """The input features a model was trained on, read off its config."""
-    return FeatureConfig(
-        max_particles=config.max_particles, include_charge_pid=config.input_dim == KINEMATIC_CHARGE_PID_FEATURES
-    )
 
 
 def shipped_models() -> list[str]:
@@ -66,10 +64,34 @@ def model_folder(model: str, catalog: Catalog | None = None) -> Path:
         return Path(art.path)
     if model in shipped_models():
         return SHIPPED_DIR / model
-    if Path(model).is_dir():
+    if recover_folder(model).is_dir():
         return Path(model)
     known = [a.name for a in catalog.list("model")] + shipped_models()
     raise CatalogError(f"no model named {model!r}; known models: {', '.join(known) or 'none yet'}")
+
+
+def check_classes_present(data: JetCache, dataset: str, classes: list[str], test_idx: np.ndarray) -> None:
+    """Refuses, before any training, classes the dataset cannot train and evaluate: each needs jets
+    in the training split and in the held-out split (the ROC curve is drawn on it)."""
+    labels = np.asarray(data[:].labels, dtype=np.int64)
+    held_out = np.zeros(len(labels), bool)
+    held_out[test_idx] = True
+    counts = np.bincount(labels[labels >= 0], minlength=len(PROCESSES))
+    holds = ", ".join(f"{PROCESSES[i]}: {n}" for i, n in enumerate(counts) if n) or "no labelled jets"
+    for name in classes:
+        code = PROCESSES.index(name)
+        n_test = int(np.count_nonzero(held_out & (labels == code)))
+        if counts[code] == 0:
+            raise UsageError(
+                f"classes: dataset {dataset!r} has no {name} jets (it holds {holds}); choose classes among "
+                "those it holds. Nothing was trained"
+            )
+        if n_test == 0 or n_test == counts[code]:
+            split = "held-out 20%" if n_test == 0 else "training 80%"
+            raise UsageError(
+                f"classes: dataset {dataset!r} has only {counts[code]} {name} jets, none in its {split} split; "
+                f"add {name} jets to the dataset or leave {name} out. Nothing was trained"
+            )
 
 
 def rank0_first(make: Any) -> Any:
@@ -104,9 +126,16 @@ class IndexSubset:
     def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         return self.source.batch(self.indices[np.asarray(indices)])
 
+    def particle_counts(self) -> np.ndarray:
+        return particle_counts(self.source)[self.indices]
 
-def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str) -> TrainConfig:
-    """The schedule every tool run uses: 10% warm-up (at most 200 steps), ~5 checkpoints per run."""
+
+def _train_config(
+    steps: int, batch_size: int, lr: float, seed: int, device: str, validate: bool = False
+) -> TrainConfig:
+    """The schedule every tool run uses: 10% warm-up (at most 200 steps), ~5 checkpoints per run,
+    batches of similar multiplicity, torch.compile on GPU; with `validate`, ~20 validations per
+    run and early stopping after PATIENCE of them without improvement."""
     return TrainConfig(
         steps=steps,
         batch_size=batch_size,
@@ -115,6 +144,10 @@ def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str
         device=device,
         warmup_steps=min(200, max(1, steps // 10)),
         checkpoint_every=max(50, min(500, steps // 5)),
+        eval_every=max(1, min(100, steps // 20)) if validate else 0,
+        patience=PATIENCE if validate else 0,
+        bucket=True,
+        compile=resolve_device(device).type == "cuda",
     )
 
 
@@ -122,7 +155,7 @@ def _check_new_model_name(catalog: Catalog, name: str) -> None:
     validate_name(name)
     existing = catalog.find(name)
     if existing is not None:
-        raise ValueError(f"the name {name!r} is already used by {existing.kind} {existing.path}; choose another --name")
+        raise UsageError(f"the name {name!r} is already used by {existing.kind} {existing.path}; choose another --name")
 
 
 def _model_card(title: str, facts: dict[str, Any]) -> str:
@@ -155,9 +188,9 @@ def pretrain(
 ) -> ToolResult:
     """Self-supervised pretraining of a fresh backbone on a dataset (labels are not used)."""
     if objective not in objective_names():
-        raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(objective_names())}")
+        raise UsageError(f"unknown objective {objective!r}; choose from {', '.join(objective_names())}")
     if size not in list_models():
-        raise ValueError(f"unknown size {size!r}; choose from {', '.join(list_models())}")
+        raise UsageError(f"unknown size {size!r}; choose from {', '.join(list_models())}")
     catalog = Catalog()
     _check_new_model_name(catalog, name)
     data = rank0_first(lambda: dataset_cache(dataset))
@@ -223,11 +256,14 @@ def finetune(
     show_progress: bool = True,
 ) -> ToolResult:
     """Train a classifier on the labelled jets of a dataset (its training split), from a pretrained
-    backbone (``full``: backbone at 0.1x the head's learning rate; ``linear_probe``: frozen backbone)
-    or from scratch with the same architecture (``model`` may then also be a size: tiny/small/base).
-    Then evaluate it on the dataset's held-out split."""
+    backbone (``full``: head and pooling at ``lr``, the backbone's blocks with layer-wise decay;
+    ``mlp_probe``: frozen backbone, MLP head; ``linear_probe``: logistic regression on the frozen
+    embeddings, fitted by L-BFGS, so steps, batch size and lr do not apply) or from scratch with
+    the same architecture (``model`` may then also be a size: tiny/small/base). A fifth of the
+    labelled jets validates: the best validated step is kept and training stops early when the
+    validation AUC stops improving. Then the classifier is evaluated on the held-out split."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        raise UsageError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     catalog = Catalog()
     _check_new_model_name(catalog, name)
     if mode == "scratch" and model in list_models():
@@ -235,29 +271,49 @@ def finetune(
     else:
         base = model_folder(model, catalog)
         encoder = from_pretrained(base)
-    data = rank0_first(lambda: dataset_cache(dataset, features_for(encoder.config)))
+    data = rank0_first(lambda: dataset_cache(dataset, encoder.features))
     train_idx, test_idx = split_indices(len(data))
-    train = LabelSubset(IndexSubset(data, train_idx), n_labels, classes, seed)
+    if classes:
+        check_classes_present(data, dataset, classes, test_idx)
+    labelled = LabelSubset(IndexSubset(data, train_idx), n_labels, classes, seed)
+    train, val = labelled.split(VALIDATION_FRACTION, seed)
     torch.manual_seed(seed)
-    classifier = build_classifier(encoder, train.classes, mode)
-    config = _train_config(steps, batch_size, lr, seed, device)
+    classifier = build_classifier(encoder, labelled.classes, mode)
     run_dir = workspace_root() / "runs" / name
-    trainer = Trainer(classifier, train, config, run_dir, param_groups=classifier.param_groups())
     t0 = time.perf_counter()
-    trainer.fit(show_progress=show_progress)
+    if mode == "linear_probe":
+        probe = fit_linear_probe(classifier, train, val)
+        validation = {"best_step": None, **validation_metrics(classifier, val)}
+        recipe = f"logistic regression (L-BFGS) on frozen embeddings, L2 strength {probe['l2_strength']:g}"
+        is_main = init_distributed().is_main
+    else:
+        config = _train_config(steps, batch_size, lr, seed, device, validate=True)
+        trainer = Trainer(
+            classifier, train, config, run_dir, param_groups=classifier.param_groups(),
+            validate=lambda: validation_metrics(classifier, val), monitor="val_auc", maximize=True,
+        )
+        trainer.fit(show_progress=show_progress)
+        best = trainer.best
+        validation = {"best_step": best.step, **best.metrics, "steps_run": trainer.step,
+                      "stopped_early": trainer.stopped_early}
+        recipe = f"{trainer.step} of {steps} steps x batch {batch_size}, AdamW lr {lr:g}, best step {best.step}"
+        is_main = trainer.dist.is_main
     wall = time.perf_counter() - t0
-    if not trainer.dist.is_main:
-        return ToolResult(text=f"rank {trainer.dist.rank} done", data={"rank": trainer.dist.rank})
-    test = LabelSubset(IndexSubset(data, test_idx), None, train.classes)
+    if not is_main:
+        rank = init_distributed().rank
+        return ToolResult(text=f"rank {rank} done", data={"rank": rank})
+    test = LabelSubset(IndexSubset(data, test_idx), None, labelled.classes)
     report = evaluate_classifier(classifier, test)
     roc = plot_roc(report, plots_dir() / f"{name}-roc.png", title=f"{name} on {dataset} (held-out)")
     device_name = device_description(resolve_device(device))
     headline = _headline(report)
     facts = {
-        "task": f"{' vs '.join(train.classes)} classification, mode {mode}",
+        "task": f"{' vs '.join(labelled.classes)} classification, mode {mode}",
         "backbone": str(base) if base else f"{model} (random init)",
-        "data": f"{dataset}: {len(train)} labelled training jets, {len(test)} held-out test jets",
-        "steps": f"{steps} x batch {batch_size}, AdamW lr {lr:g}",
+        "data": f"{dataset}: {len(train)} labelled training jets, {len(val)} validation jets, "
+        f"{len(test)} held-out test jets",
+        "training": recipe,
+        "validation": _validation_line(validation),
         "device": device_name,
         "wall time": f"{wall:.0f} s",
         "held-out metrics": headline,
@@ -274,13 +330,28 @@ def finetune(
         folder,
         parents=parents,
         metrics=_metrics(report),
-        meta={"task": "classification", "mode": mode, "classes": list(train.classes), "n_labels": len(train)},
+        meta={
+            "task": "classification",
+            "mode": mode,
+            "classes": list(labelled.classes),
+            "n_labels": len(labelled),
+            "n_train": len(train),
+            "n_validation": len(val),
+            "best_step": validation["best_step"],
+        },
     )
     text = (
-        f"Finetuned {name!r} ({mode}, {len(train)} labels, {' vs '.join(train.classes)}) for {steps} steps "
-        f"in {wall:.0f} s on {device_name}. Held-out {len(test)} jets: {headline}."
+        f"Finetuned {name!r} ({mode}, {len(labelled)} labels, {' vs '.join(labelled.classes)}): {recipe}, "
+        f"in {wall:.0f} s on {device_name}. Validation ({len(val)} jets): {_validation_line(validation)}. "
+        f"Held-out {len(test)} jets: {headline}."
     )
-    return ToolResult(text=text, data={"name": name, "path": str(folder), **_metrics(report)}, plots=[str(roc)])
+    data = {"name": name, "path": str(folder), **_metrics(report), "validation": validation}
+    return ToolResult(text=text, data=data, plots=[str(roc)])
+
+
+def _validation_line(validation: dict[str, Any]) -> str:
+    where = "" if validation["best_step"] is None else f"best at step {validation['best_step']}: "
+    return f"{where}AUC {validation['val_auc']:.4f}, loss {validation['val_loss']:.4f}"
 
 
 def evaluate(model: str, dataset: str, signal: str | None = None) -> ToolResult:
@@ -289,7 +360,7 @@ def evaluate(model: str, dataset: str, signal: str | None = None) -> ToolResult:
     catalog = Catalog()
     folder = model_folder(model, catalog)
     classifier = load_classifier(folder)
-    data = dataset_cache(dataset, features_for(load_config(folder)))
+    data = dataset_cache(dataset, load_features(folder))
     art = catalog.find(model)
     held_out = art is not None and dataset in art.parents
     source = IndexSubset(data, split_indices(len(data))[1]) if held_out else data
@@ -307,7 +378,7 @@ def evaluate(model: str, dataset: str, signal: str | None = None) -> ToolResult:
 
 def export(model: str, out: str | None = None) -> ToolResult:
     """ONNX export (dynamic batch and particle count), checked against PyTorch with onnxruntime."""
-    from backbone.onnx_export import check_onnx, example_inputs, export_onnx
+    from jetfm.backbone.onnx_export import check_onnx, example_inputs, export_onnx
 
     folder = model_folder(model)
     try:
@@ -360,22 +431,22 @@ def sample(
 ) -> ToolResult:
     """Sample new jets from a next-token (ntp) pretrained model, write them as a ROOT dataset, and
     compare their mass, tau32 and multiplicity with the reference (default: the training data)."""
-    from backbone.data.readers import open_jets
-    from backbone.data.rootio import write_jets
-    from backbone.pretrain.base import load_objective
-    from backbone.pretrain.sampling import compare_samples, plot_sample_comparison, sample_jets
+    from jetfm.backbone.data.readers import check_files, open_jets
+    from jetfm.backbone.data.rootio import write_jets
+    from jetfm.backbone.pretrain.base import load_objective
+    from jetfm.backbone.pretrain.sampling import compare_samples, plot_sample_comparison, sample_jets
 
     catalog = Catalog()
     folder = model_folder(model, catalog)
     objective = load_objective(folder)
     if objective.name != "ntp":
-        raise ValueError(f"sampling needs a next-token (ntp) model; {model!r} was pretrained with {objective.name!r}")
+        raise UsageError(f"sampling needs a next-token (ntp) model; {model!r} was pretrained with {objective.name!r}")
     name = name or f"{model}-samples"
     _check_new_model_name(catalog, name)
     jets = sample_jets(objective, n_jets, jet_pt=jet_pt, temperature=temperature, seed=seed)
     out = artifact_dir("dataset", name)
     provenance = {"generator": f"jetfm ntp model {model}", "n_jets": n_jets, "jet_pt": jet_pt, "seed": seed}
-    write_jets(out / "samples-0000.root", jets, provenance)
+    samples = write_jets(out / "samples-0000.root", jets, provenance)
     art = catalog.find(model)
     reference = reference or next((p for p in (art.parents if art else []) if catalog.find(p).kind == "dataset"), None)
     catalog.register(
@@ -383,7 +454,7 @@ def sample(
         "dataset",
         out,
         parents=[model] if art else [],
-        meta={"source": "sampled", **provenance},
+        meta={"source": "sampled", **provenance, MANIFEST_KEY: file_manifest(check_files(samples))},
         metrics={"n_jets": len(jets)},
     )
     text = f"Sampled {len(jets)} jets from {model!r} into dataset {name!r}."

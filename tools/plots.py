@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib import patches
 
-from backbone.atomic import new_figure, save_figure
-from backbone.data.schema import PROCESS_TITLES
+from jetfm.backbone.atomic import new_figure, save_figure
+from jetfm.backbone.data.schema import PROCESS_TITLES
 
 # observable -> (axis label, bins, low, high)
 OBSERVABLE_AXES: dict[str, tuple[str, int, float, float]] = {

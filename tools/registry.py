@@ -1,6 +1,6 @@
 """Every operation a user or the agent can run, typed: one pydantic argument schema per tool, a
-description written for an LLM, and one way to call it (``run_tool``) shared by Python, the CLI and
-the agent. ``tool_schemas()`` gives the OpenAI function-calling schemas for LLM backends.
+description written for an LLM, and one way to call it (``run_tool`` in tools/run.py) shared by
+Python, the CLI and the agent. ``tool_schemas()`` gives the OpenAI function-calling schemas for LLM backends.
 
 Arguments name artifacts, never paths (``import_dataset`` excepted, and its path is confined by
 tools/safety.py); names of existing artifacts are checked against the catalog while validating, so
@@ -14,24 +14,27 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from backbone.data.errors import DataError, GenerationError
-from tools.catalog import Catalog, CatalogError, validate_name
-from tools.result import ToolResult
-from tools.safety import clean_data, clean_text, confine_path
+from jetfm.backbone.data.classes import PROCESSES, classes_help
+from jetfm.backbone.data.jets import DEFAULT_PT_WINDOW
+from jetfm.errors import JetfmError, UsageError
+from jetfm.tools.catalog import Catalog, CatalogError, validate_name
+from jetfm.tools.result import ToolResult
+from jetfm.tools.safety import clean_data, clean_text, confine_path
 
 log = logging.getLogger(__name__)
 
 # The vocabularies of the operations, spelled out so the schemas read on their own; a test checks
 # they agree with backbone's registries (PROCESSES, OBSERVABLES, objectives, sizes, modes).
-Process = Literal["qcd", "top", "wqq", "zqq", "hbb"]
+Process = Literal[PROCESSES]  # the table of jet classes (backbone/data/classes.py)
 Observable = Literal["pt", "eta", "mass", "sdmass", "n_constituents", "tau21", "tau32"]
 Objective = Literal["mpm", "contrastive", "ntp"]
 Size = Literal["tiny", "small", "base"]
-Mode = Literal["linear_probe", "full", "scratch"]
+Mode = Literal["linear_probe", "mlp_probe", "full", "scratch"]
 AnomalyMethod = Literal["knn", "mpm"]
 ArtifactKind = Literal["dataset", "model", "embedding", "index", "plot", "job"]
 IndexKind = Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"]
@@ -41,7 +44,7 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 JOB_ID_PATTERN = r"^job-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$"
 
 
-class ToolError(Exception):
+class ToolError(JetfmError):
     """A tool call that cannot run as asked; the message says what to change (never a traceback)."""
 
 
@@ -52,7 +55,7 @@ def _new_name(value: str) -> str:
     try:
         return validate_name(value)
     except CatalogError as err:  # pydantic reports ValueErrors as field errors; a LookupError escapes
-        raise ValueError(str(err)) from None
+        raise UsageError(str(err)) from None
 
 
 def _known(value: str, kind: str) -> str:
@@ -60,11 +63,20 @@ def _known(value: str, kind: str) -> str:
     try:
         Catalog().get(value, kind=kind)
     except CatalogError as err:
-        raise ValueError(str(err)) from None
+        raise UsageError(str(err)) from None
     return value
 
 
-def _dataset(value: str) -> str:
+def _path_allowed(value: str, info: ValidationInfo | None) -> bool:
+    """A person at the CLI may name a file or folder where a catalog name is expected (the
+    ``allow_paths`` validation context); the agent may not: its paths go through import_dataset."""
+    context = info.context if info is not None else None
+    return bool(context and context.get("allow_paths")) and Path(value).expanduser().exists()
+
+
+def _dataset(value: str, info: ValidationInfo | None) -> str:
+    if _path_allowed(value, info):
+        return value
     return _known(value, "dataset")
 
 
@@ -72,16 +84,18 @@ def _index(value: str) -> str:
     return _known(value, "index")
 
 
-def _model(value: str) -> str:
-    """A model in the catalog or shipped with jetfm (by name: a folder path is not accepted here)."""
-    from tools.models import shipped_models
+def _model(value: str, info: ValidationInfo | None) -> str:
+    """A model in the catalog or shipped with jetfm (by name; a folder path only from the CLI)."""
+    from jetfm.tools.models import shipped_models
 
+    if _path_allowed(value, info):
+        return value
     _new_name(value)
     art = Catalog().find(value)
     if (art is not None and art.kind == "model") or value in shipped_models():
         return value
     known = [a.name for a in Catalog().list("model")] + shipped_models()
-    raise ValueError(f"no model named {value!r}; known models: {', '.join(known)}")
+    raise UsageError(f"no model named {value!r}; known models: {', '.join(known)}")
 
 
 NewName = Annotated[str, AfterValidator(_new_name)]
@@ -111,20 +125,19 @@ class GenerateDatasetArgs(ToolArgs):
     processes: list[Process] = Field(
         ["top", "qcd"],
         min_length=1,
-        max_length=5,
-        description="jet classes to generate: qcd (light quark/gluon), top (t->bqq'), wqq (W->qq'), "
-        "zqq (Z->qq), hbb (H->bb)",
+        max_length=len(PROCESSES),
+        description="jet classes to generate: " + classes_help(),
     )
     n_jets: int = Field(1000, ge=1, le=10_000_000, description="total number of jets, split equally over processes")
-    pt_min: float = Field(550.0, ge=20.0, le=6000.0, description="lower edge of the jet pT window [GeV]")
-    pt_max: float = Field(650.0, gt=20.0, le=6300.0, description="upper edge of the jet pT window [GeV]")
+    pt_min: float = Field(DEFAULT_PT_WINDOW[0], ge=20.0, le=6000.0, description="lower edge of the jet pT window [GeV]")
+    pt_max: float = Field(DEFAULT_PT_WINDOW[1], gt=20.0, le=6300.0, description="upper edge of the jet pT window [GeV]")
     seed: int = Field(1, ge=0, le=MAX_SEED, description="generator seed: the same seed gives the same jets")
     workers: int = Field(1, ge=1, le=64, description="parallel generator processes")
 
     @model_validator(mode="after")
     def _window(self) -> GenerateDatasetArgs:
         if self.pt_min >= self.pt_max:
-            raise ValueError(f"pt_min ({self.pt_min:g}) must be below pt_max ({self.pt_max:g})")
+            raise UsageError(f"pt_min ({self.pt_min:g}) must be below pt_max ({self.pt_max:g})")
         return self
 
 
@@ -178,10 +191,14 @@ class FinetuneArgs(ToolArgs):
         description="pretrained model to start from (catalog or shipped name); with mode scratch, a size "
         "(tiny/small/base) may be given instead",
     )
-    dataset: DatasetName = Field(description="labelled dataset; its held-out 20% is kept for evaluation")
+    dataset: DatasetName = Field(
+        description="labelled dataset; a fifth of it is held out for evaluation, and a fifth of the labelled "
+        "training jets validates (best step, early stopping)"
+    )
     mode: Mode = Field(
         "full",
-        description="full (train backbone and head), linear_probe (frozen backbone) or scratch (random init)",
+        description="full (train backbone and head), linear_probe (logistic regression on the frozen backbone's "
+        "embeddings), mlp_probe (MLP head on the frozen backbone) or scratch (random init)",
     )
     n_labels: int | None = Field(
         None, ge=1, le=10_000_000, description="labelled training jets to use, balanced over classes; omit for all"
@@ -192,16 +209,18 @@ class FinetuneArgs(ToolArgs):
     )
     steps: int = Field(500, ge=1, le=1_000_000, description="optimizer steps")
     batch_size: int = Field(128, ge=1, le=65536, description="jets per step")
-    lr: float = Field(1e-3, gt=0.0, le=1.0, description="learning rate of the head (the backbone gets 0.1x)")
+    lr: float = Field(
+        1e-3, gt=0.0, le=1.0, description="learning rate of the head and pooling (lower backbone layers get less)"
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for the label subset, initialisation and batching")
     device: Device = Field("auto", description=_DEVICE_HELP)
 
     @model_validator(mode="after")
-    def _model_exists(self) -> FinetuneArgs:
-        from backbone.registry import list_models
+    def _model_exists(self, info: ValidationInfo) -> FinetuneArgs:
+        from jetfm.backbone.registry import list_models
 
         if not (self.mode == "scratch" and self.model in list_models()):
-            _model(self.model)
+            _model(self.model, info)
         return self
 
 
@@ -273,41 +292,24 @@ class JobIdArgs(ToolArgs):
 # --- adapters: the few tools that are not a plain call of an operation -------------------------
 
 
-def list_artifacts(kind: str | None = None) -> ToolResult:
-    """Catalog artifacts (all kinds but jobs) and background jobs in every state."""
-    from tools.jobs import JobStore
-
-    arts = [] if kind == "job" else [a for a in Catalog().list(kind) if a.kind != "job"]
-    jobs = JobStore().list_jobs() if kind in (None, "job") else []
-    lines = [f"{a.kind:9s} {a.name:28s} {_headline_metrics(a.metrics)}".rstrip() for a in arts]
-    lines += [f"job       {j.id:28s} {j.tool} {j.summary()}" for j in jobs]
-    data = {"artifacts": [a.to_dict() for a in arts], "jobs": [j.to_dict() for j in jobs]}
-    empty = f"no artifacts of kind {kind} yet" if kind else "the workspace is empty"
-    return ToolResult(text="\n".join(lines) or empty, data=data)
-
-
-def _headline_metrics(metrics: dict[str, Any]) -> str:
-    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and "/" not in k}
-    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(shown.items())[:3])
-
-
 def import_confined(path: str, name: str) -> ToolResult:
     """``import_dataset`` for paths inside the workspace or a folder the user registered."""
-    from tools.datasets import import_dataset
+    from jetfm.tools.datasets import import_dataset
 
     return import_dataset(str(confine_path(path)), name)
 
 
 def search_text(query: str, k: int = 10, dataset: str | None = None) -> ToolResult:
-    """Jets matching a description in words (jet-text alignment + FAISS)."""
-    from tools.text_search import search_text as run
+    """Jets matching a description in words: its stated conditions applied exactly
+    (retrieval.constraints), the jet-text alignment ranking what passes."""
+    from jetfm.tools.text_search import search_text as run
 
     return run(query, k=k, dataset=dataset)
 
 
 def zero_shot_classify(dataset: str, labels: list[str]) -> ToolResult:
     """Classify jets against classes described in words (jet-text alignment)."""
-    from tools.text_search import zero_shot_classify as run
+    from jetfm.tools.text_search import zero_shot_classify as run
 
     return run(dataset, labels)
 
@@ -338,14 +340,14 @@ TOOLS: dict[str, Tool] = {
             "list_artifacts",
             "List the datasets, models, indexes, embeddings and jobs in the workspace, with key metrics.",
             ListArtifactsArgs,
-            "tools.registry:list_artifacts",
+            "jetfm.tools.artifacts:list_artifacts",
         ),
         Tool(
             "generate_dataset",
             "Simulate a new labelled jet dataset with Pythia 8 + FastJet (anti-kT R=0.8, |eta|<2) in a pT window."
             + _LONG,
             GenerateDatasetArgs,
-            "tools.datasets:generate_dataset",
+            "jetfm.tools.datasets:generate_dataset",
             long_running=True,
         ),
         Tool(
@@ -353,32 +355,32 @@ TOOLS: dict[str, Tool] = {
             "Register a jet file the user brought (ROOT JetClass-style, top-tagging HDF5, Aspen HDF5, parquet) "
             "as a named dataset. Only files in the workspace or in folders the user registered are allowed.",
             ImportDatasetArgs,
-            "tools.registry:import_confined",
+            "jetfm.tools.registry:import_confined",
         ),
         Tool(
             "describe_dataset",
             "Summarise a dataset: jets per class and mean/std/quantiles of pt, eta, mass, sdmass, n_constituents, "
             "tau21, tau32, overall and per class.",
             DescribeDatasetArgs,
-            "tools.datasets:describe_dataset",
+            "jetfm.tools.datasets:describe_dataset",
         ),
         Tool(
             "plot_observable",
             "Histogram one jet observable of a dataset, one curve per class; returns the plot.",
             PlotObservableArgs,
-            "tools.datasets:plot_observable",
+            "jetfm.tools.datasets:plot_observable",
         ),
         Tool(
             "show_jet",
             "Draw one jet in the (delta eta, delta phi) plane, constituents sized and coloured by pT.",
             ShowJetArgs,
-            "tools.datasets:show_jet",
+            "jetfm.tools.datasets:show_jet",
         ),
         Tool(
             "pretrain",
             "Self-supervised pretraining of a new transformer backbone on a dataset (no labels needed)." + _LONG,
             PretrainArgs,
-            "tools.models:pretrain",
+            "jetfm.tools.models:pretrain",
             long_running=True,
         ),
         Tool(
@@ -386,72 +388,74 @@ TOOLS: dict[str, Tool] = {
             "Train a jet classifier on labelled jets from a pretrained backbone (or from scratch), then report "
             "accuracy, AUC and background rejection on held-out jets with a ROC curve." + _LONG,
             FinetuneArgs,
-            "tools.models:finetune",
+            "jetfm.tools.models:finetune",
             long_running=True,
         ),
         Tool(
             "evaluate",
             "Accuracy, AUC, background rejection and ROC curve of a classifier on a labelled dataset.",
             EvaluateArgs,
-            "tools.models:evaluate",
+            "jetfm.tools.models:evaluate",
         ),
         Tool(
             "embed",
             "Compute the backbone embedding of every jet of a dataset (needed by search and anomaly tools)." + _LONG,
             EmbedArgs,
-            "tools.search:embed",
+            "jetfm.tools.search:embed",
             long_running=True,
         ),
         Tool(
             "build_index",
             "Build a FAISS similarity index over a dataset's jet embeddings (embeds first if needed)." + _LONG,
             BuildIndexArgs,
-            "tools.search:build_index",
+            "jetfm.tools.search:build_index",
             long_running=True,
         ),
         Tool(
             "search_text",
-            "Find jets matching a description in words, e.g. 'two-prong jets with mass near 90 GeV'.",
+            "Find jets matching a description in words, e.g. 'two-prong jets with mass near 90 GeV'. Conditions "
+            "the words state (mass, soft-drop mass, pT, eta, tau21/tau32/tau43, constituents, prongs, class) are "
+            "applied exactly; the result says how they were read and how many jets passed.",
             SearchTextArgs,
-            "tools.registry:search_text",
+            "jetfm.tools.registry:search_text",
         ),
         Tool(
             "search_similar",
             "Find the k jets in an index most similar to one jet of a dataset, optionally within mass/pT windows "
             "or classes.",
             SearchSimilarArgs,
-            "tools.search:search_similar",
+            "jetfm.tools.search:search_similar",
         ),
         Tool(
             "anomaly_scan",
             "Score every jet of a dataset for how unusual it is and rank the most anomalous ones." + _LONG,
             AnomalyScanArgs,
-            "tools.search:anomaly_scan",
+            "jetfm.tools.search:anomaly_scan",
             long_running=True,
         ),
         Tool(
             "zero_shot_classify",
             "Classify the jets of a dataset into classes described in words, without training a classifier.",
             ZeroShotClassifyArgs,
-            "tools.registry:zero_shot_classify",
+            "jetfm.tools.registry:zero_shot_classify",
         ),
         Tool(
             "job_status",
             "State, progress and result of a background job.",
             JobIdArgs,
-            "tools.jobs:job_status",
+            "jetfm.tools.jobs:job_status",
         ),
         Tool(
             "cancel_job",
             "Stop a background job; what it finished writing stays valid, nothing half-written is kept.",
             JobIdArgs,
-            "tools.jobs:cancel_job",
+            "jetfm.tools.jobs:cancel_job",
         ),
     )
 }
 
 # Errors an operation raises for a request it cannot serve; anything else is a bug and is logged.
-_USER_ERRORS = (DataError, GenerationError, CatalogError, ValueError, OSError)
+_USER_ERRORS = (JetfmError, OSError)
 
 
 def get_tool(name: str) -> Tool:
@@ -460,24 +464,36 @@ def get_tool(name: str) -> Tool:
     return TOOLS[name]
 
 
-def validate_args(name: str, args: dict[str, Any] | None) -> ToolArgs:
-    """The arguments checked against the tool's schema; a ToolError lists every bad field."""
+def validate_args(
+    name: str, args: dict[str, Any] | None, spell: Callable[[str], str] | None = None, allow_paths: bool = False
+) -> ToolArgs:
+    """The arguments checked against the tool's schema; a ToolError lists every bad field, each
+    named as ``spell`` writes it (the CLI passes its option names: ``--seed``). ``allow_paths`` lets
+    an existing file or folder stand for a dataset or model (the CLI, never the agent)."""
     tool = get_tool(name)
     try:
-        return tool.args.model_validate(args or {})
+        return tool.args.model_validate(args or {}, context={"allow_paths": allow_paths})
     except ValidationError as err:
-        raise ToolError(_describe_errors(tool, err)) from None
+        raise ToolError(_describe_errors(tool, err, spell)) from None
 
 
-def _describe_errors(tool: Tool, err: ValidationError) -> str:
+def _describe_errors(tool: Tool, err: ValidationError, spell: Callable[[str], str] | None = None) -> str:
     problems = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "arguments"
+        loc = [str(p) for p in e["loc"]]
+        if loc and spell is not None:
+            loc = [spell(loc[0])]  # an option, not an element of it: --processes, not --processes.1
+        where = ".".join(loc) or "arguments"
         message = e["msg"].removeprefix("Value error, ")
-        if e["type"] in ("missing", "extra_forbidden"):
+        if e["type"] == "literal_error":
+            expected = str(e.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
+            problems.append(f"{where}: unknown value {clean_text(repr(e['input']), 200)}; choose from {expected}")
+        elif e["type"] in ("missing", "extra_forbidden"):
             problems.append(f"{where}: {message}")
         else:
             problems.append(f"{where}: {message} (got {clean_text(repr(e['input']), 200)})")
+    if spell is not None:
+        return "; ".join(problems)
     fields = ", ".join(f"{n}{'' if f.is_required() else '?'}" for n, f in tool.args.model_fields.items())
     return f"bad arguments for {tool.name}: " + "; ".join(problems) + f". Arguments (? = optional): {fields}"
 
@@ -496,19 +512,6 @@ def call_tool(name: str, args: dict[str, Any] | None = None) -> ToolResult:
         log.exception("tool %s failed", name)
         raise ToolError(f"{name} failed unexpectedly ({type(err).__name__}: {err}); details are in the log") from None
     return ToolResult(text=clean_text(result.text), data=clean_data(result.data), plots=list(result.plots))
-
-
-def run_tool(name: str, args: dict[str, Any] | None = None, wait: bool = False) -> ToolResult:
-    """Run a tool by name with JSON-like arguments: what the agent and any other face call. A long
-    tool is started as a background job (its id in the result) unless ``wait`` is true."""
-    tool = get_tool(name)
-    if tool.long_running and not wait:
-        from tools.jobs import submit
-
-        job_id = submit(name, args)
-        text = f"Started {name} as background job {job_id}; check it with job_status (job_id={job_id!r})."
-        return ToolResult(text=text, data={"job_id": job_id, "state": "queued"})
-    return call_tool(name, args)
 
 
 def tool_schemas() -> list[dict[str, Any]]:

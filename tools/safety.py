@@ -13,8 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from backbone.atomic import write_json
-from tools.workspace import workspace_root
+from jetfm.backbone.atomic import write_json
+from jetfm.errors import JetfmError
+from jetfm.tools.workspace import workspace_root
 
 ALLOWED_PATHS_FILE = "allowed_paths.json"
 MAX_TEXT_CHARS = 8000  # a tool's text for the LLM; a longer one is cut, with a note
@@ -25,7 +26,7 @@ DATA_OPEN = "<tool-output"
 DATA_CLOSE = "</tool-output>"
 
 
-class PathNotAllowed(PermissionError):
+class PathNotAllowed(JetfmError, PermissionError):
     """A path outside the workspace and the folders the user registered."""
 
 
@@ -72,7 +73,7 @@ def confine_path(path: str | Path) -> Path:
     raise PathNotAllowed(
         f"{path} is outside the workspace ({roots[0]}) and the folders registered for import. To use it, "
         f"the user must add its folder to {_allow_list_file()} (a JSON list of folders) or call "
-        "tools.safety.allow_path(FOLDER)."
+        "jetfm.tools.safety.allow_path(FOLDER)."
     )
 
 

@@ -3,19 +3,24 @@ embeddings <- model + dataset, index <- model + dataset."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
 
-from backbone.anomaly import knn_scores, mpm_scores, write_scores
-from backbone.data.schema import PROCESSES
-from backbone.embed import EmbeddingSet, embed_dataset, load_embeddings
-from backbone.pretrain.base import load_objective
-from retrieval.index import JetFilter, JetIndex, RetrievalError
-from tools.catalog import Catalog
-from tools.models import dataset_cache, features_for, model_folder, slug
-from tools.result import ToolResult
-from tools.workspace import artifact_dir, workspace_root
+from jetfm.backbone.anomaly import knn_scores, mpm_scores, write_scores
+from jetfm.backbone.data.cache import source_fingerprint
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.backbone.embed import EmbeddingSet, embed_dataset, load_embeddings
+from jetfm.backbone.pretrain.base import load_objective
+from jetfm.errors import UsageError
+from jetfm.retrieval.index import JetFilter, JetIndex, RetrievalError
+from jetfm.tools.catalog import Catalog
+from jetfm.tools.datasets import dataset_files
+from jetfm.tools.models import dataset_cache, model_folder, slug
+from jetfm.tools.result import ToolResult
+from jetfm.tools.workspace import artifact_dir, workspace_root
 
 
 def _lineage(catalog: Catalog, *names: str) -> list[str]:
@@ -28,9 +33,9 @@ def embed(
     """Embed every jet of a dataset with a backbone (resumable), with per-jet metadata."""
     catalog = Catalog()
     folder = model_folder(model, catalog)
-    from backbone.checkpoint import load_config
+    from jetfm.backbone.checkpoint import load_features
 
-    cache = dataset_cache(dataset, features_for(load_config(folder)))
+    cache = dataset_cache(dataset, load_features(folder))
     name = f"emb-{slug(model)}-{slug(dataset)}"
     out = artifact_dir("embedding", name)
     emb = embed_dataset(folder, cache, out, batch_size=batch_size, device=device, show_progress=show_progress)
@@ -48,11 +53,21 @@ def embed(
 
 
 def embeddings_for(model: str, dataset: str, show_progress: bool = True) -> EmbeddingSet:
-    """The embeddings of ``dataset`` by ``model``, computed on first use."""
+    """The embeddings of ``dataset`` by ``model``, computed on first use and again once the dataset's
+    files changed. A dataset whose files are gone is refused, so nothing answers from stale vectors."""
+    source = source_fingerprint(dataset_files(dataset))
     path = artifact_dir("embedding", f"emb-{slug(model)}-{slug(dataset)}")
-    if not (path / "manifest.json").exists():
-        embed(model, dataset, show_progress=show_progress)
+    if (path / "manifest.json").exists():
+        emb = load_embeddings(path)
+        if emb.manifest.get("source", source) == source:  # sets made before sources were recorded pass
+            return emb
+    embed(model, dataset, show_progress=show_progress)
     return load_embeddings(path)
+
+
+def source_digest(source: list[dict[str, Any]]) -> str:
+    """A short fingerprint of a dataset's files (paths, sizes, mtimes) for the catalog."""
+    return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def build_index(dataset: str, model: str, kind: str = "auto", name: str | None = None) -> ToolResult:
@@ -67,7 +82,13 @@ def build_index(dataset: str, model: str, kind: str = "auto", name: str | None =
         "index",
         path,
         parents=_lineage(catalog, model, dataset),
-        meta={"kind": index.kind, "model": emb.model.describe(), "dataset": dataset, "embedding_model": model},
+        meta={
+            "kind": index.kind,
+            "model": emb.model.describe(),
+            "dataset": dataset,
+            "embedding_model": model,
+            "source_digest": source_digest(emb.manifest["source"]) if "source" in emb.manifest else None,
+        },
         metrics={"n_jets": len(index)},
         replace=True,
     )
@@ -76,7 +97,18 @@ def build_index(dataset: str, model: str, kind: str = "auto", name: str | None =
 
 
 def _load_index(index: str, catalog: Catalog) -> tuple[JetIndex, dict[str, Any]]:
+    """An index, refused when the dataset it was built over is gone or has changed since."""
     art = catalog.get(index, kind="index")
+    dataset = art.meta.get("dataset")
+    if dataset is not None and catalog.find(dataset) is not None:
+        files = dataset_files(dataset, catalog)  # refuses a dataset whose files are missing
+        built_from = art.meta.get("source_digest")
+        if built_from is not None and built_from != source_digest(source_fingerprint(files)):
+            raise RetrievalError(
+                f"index {index!r} was built over dataset {dataset!r} before its files changed, so its answers "
+                f"would be stale; rebuild it (build_index with dataset={dataset!r}, "
+                f"model={art.meta.get('embedding_model')!r}, name={index!r}) and search again"
+            )
     return JetIndex.load(art.path), art.meta
 
 
@@ -84,9 +116,9 @@ def query_vector(model: str, path: str, entry: int = 0) -> tuple[np.ndarray, dic
     """Embed one jet given as constituents: entry ``entry`` of any jet file the readers accept."""
     import torch
 
-    from backbone.checkpoint import from_pretrained
-    from backbone.data.features import make_tensors
-    from backbone.data.readers import count_jets, open_jets
+    from jetfm.backbone.checkpoint import from_pretrained
+    from jetfm.backbone.data.features import make_tensors
+    from jetfm.backbone.data.readers import count_jets, open_jets
 
     n = count_jets(path)
     if not 0 <= entry < n:
@@ -95,7 +127,7 @@ def query_vector(model: str, path: str, entry: int = 0) -> tuple[np.ndarray, dic
     jets = open_jets(path, entry_start=entry, entry_stop=entry + 1)
     if len(jets) == 0:
         raise RetrievalError(f"{path} entry {entry} is not a usable jet (no constituents or NaN values)")
-    tensors = make_tensors(jets, features_for(encoder.config))
+    tensors = make_tensors(jets, encoder.features)
     with torch.inference_mode():
         inputs = (torch.from_numpy(getattr(tensors, f)) for f in ("features", "vectors", "mask"))
         vector = encoder(*inputs).numpy()
@@ -185,7 +217,7 @@ def anomaly_scan(
     to the k nearest jets of ``reference`` (default: the dataset itself, each jet excluding itself);
     ``mpm``: masked-particle reconstruction likelihood of an MPM-pretrained backbone."""
     if method not in ("knn", "mpm"):
-        raise ValueError(f"unknown method {method!r}; choose knn or mpm")
+        raise UsageError(f"unknown method {method!r}; choose knn or mpm")
     folder = model_folder(model)
     if method == "knn":
         emb = embeddings_for(model, dataset, show_progress)
@@ -197,12 +229,12 @@ def anomaly_scan(
     else:
         objective = load_objective(folder)
         if objective.name != "mpm":
-            raise ValueError(
+            raise UsageError(
                 f"method mpm needs an MPM-pretrained model; {model!r} was pretrained with {objective.name!r}"
             )
-        cache = dataset_cache(dataset, features_for(objective.encoder.config))
+        cache = dataset_cache(dataset, objective.encoder.features)
         scores = mpm_scores(objective, cache, show_progress=show_progress)
-        from backbone.embed import jet_metadata
+        from jetfm.backbone.embed import jet_metadata
 
         metadata = jet_metadata(cache)
     out = workspace_root() / "anomaly" / f"{slug(dataset)}-{slug(model)}-{method}"

@@ -1,6 +1,10 @@
 """Jets and words in one space: train an alignment, search jets by text, describe a jet in words,
 zero-shot classify with any label phrases. The shipped ``jetfm-align-default`` sits beside the
-shipped backbone and works on any freshly generated sample."""
+shipped backbone and works on any freshly generated sample.
+
+A text search applies the conditions its words state exactly (retrieval.constraints, through
+retrieval.query.run_query) and says how it read them; the CLI, the agent's ``search_text`` tool and
+the app's Search tab all call :func:`search_text` here."""
 
 from __future__ import annotations
 
@@ -9,14 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from backbone.data.schema import PROCESSES
-from retrieval.align import load_aligner, train_alignment
-from retrieval.index import JetFilter, JetIndex
-from tools.catalog import Catalog, CatalogError
-from tools.models import DEFAULT_MODEL, SHIPPED_DIR, model_folder, slug
-from tools.result import ToolResult
-from tools.search import embeddings_for, json_record, label_name
-from tools.workspace import artifact_dir, workspace_root
+from jetfm.backbone.data.schema import PROCESSES
+from jetfm.errors import UsageError
+from jetfm.retrieval.align import load_aligner, train_alignment
+from jetfm.retrieval.constraints import parse_query, tool_cuts
+from jetfm.retrieval.index import JetIndex
+from jetfm.retrieval.query import run_query
+from jetfm.tools.catalog import Catalog, CatalogError
+from jetfm.tools.models import DEFAULT_MODEL, SHIPPED_DIR, model_folder, slug
+from jetfm.tools.result import ToolResult
+from jetfm.tools.search import embeddings_for, json_record, label_name
+from jetfm.tools.workspace import artifact_dir, workspace_root
 
 DEFAULT_ALIGNER = "jetfm-align-default"
 
@@ -68,12 +75,14 @@ def _latest_dataset(catalog: Catalog) -> str:
 def _aligned_index(aligner_name: str, dataset: str, catalog: Catalog) -> tuple[Any, JetIndex]:
     folder, backbone = aligner_folder(aligner_name, catalog)
     aligner = load_aligner(folder)
+    emb = embeddings_for(backbone, dataset, show_progress=False)  # refuses a dataset whose files are gone
     path = artifact_dir("index", f"txt-{slug(dataset)}-{slug(aligner_name)}")
-    if (path / "index.json").exists():
+    # The saved index is reused only if it was built after the embeddings it indexes were made.
+    if (path / "index.json").exists() and (path / "index.json").stat().st_mtime >= emb.path.stat().st_mtime:
         index = JetIndex.load(path)
         if index.model == aligner.ref:
             return aligner, index
-    index = aligner.aligned_index(embeddings_for(backbone, dataset, show_progress=False))
+    index = aligner.aligned_index(emb)
     index.save(path)
     return aligner, index
 
@@ -87,35 +96,46 @@ def search_text(
     mass_max: float | None = None,
     labels: list[str] | None = None,
 ) -> ToolResult:
-    """The k jets of a dataset (default: the most recent one) that best match a description."""
+    """The k jets of a dataset (default: the most recent one) that best match a description, among
+    those that meet every condition the description states (and the explicit mass/label arguments)."""
     catalog = Catalog()
     dataset = dataset or _latest_dataset(catalog)
     model, index = _aligned_index(aligner, dataset, catalog)
-    filters = None
-    if mass_min is not None or mass_max is not None or labels:
-        filters = JetFilter(mass=(mass_min or 0.0, mass_max or np.inf), labels=labels)
-    k = min(k, len(index))
-    found = model.search_text(query, index, k=k, filters=filters)
+    parsed = parse_query(query).with_conditions(tool_cuts(mass_min, mass_max), labels)
+    found = run_query(model, index, parsed, k=k)
     records = found.hits.records()
-    lines = [f"{len(records)} jets of {dataset!r} matching {query!r}:"]
+    lines = [f"Search of {dataset!r} for {query!r}: {found.summary()}."]
+    lines += [f"  ({note})" for note in found.notes]
     if found.low_similarity:
         lines.append("  (the query looks unrelated to jet physics: these are weak matches)")
     if found.truncated:
         lines.append("  (the query was long and was truncated to the text model's limit)")
-    lines += [
-        f"  #{r['id']}: similarity {r['similarity']:.3f}, mass {r['mass']:.0f} GeV, pT {r['pt']:.0f} GeV, "
-        f"{label_name(r['label'])}"
-        for r in records
-    ]
+    if records:
+        lines.append(f"The {len(records)} best matches{' among them' if found.n_passed < found.n_jets else ''}:")
+        lines += [f"  #{r['id']}: {_jet_line(r)}" for r in records]
+    misses = []
+    if found.misses is not None:
+        misses = [json_record(r) | {"breaks": why} for r, why in zip(found.misses.records(), found.miss_reasons)]
+        lines.append(f"No jet meets these conditions. The {len(misses)} nearest misses (NOT matches: each breaks "
+                     "a condition):")
+        lines += [f"  MISS #{r['id']}: {_jet_line(r)}; breaks {'; '.join(r['breaks'])}" for r in misses]
     data = {
         "dataset": dataset,
         "query": query,
+        **found.to_dict(),
         "low_similarity": found.low_similarity,
         "truncated": found.truncated,
         "relevance": found.relevance,
         "results": [json_record(r) for r in records],
+        "misses": misses,
     }
     return ToolResult(text="\n".join(lines), data=data)
+
+
+def _jet_line(record: dict[str, Any]) -> str:
+    return (f"similarity {record['similarity']:.3f}, mass {record['mass']:.0f} GeV, soft-drop mass "
+            f"{record['sdmass']:.0f} GeV, pT {record['pt']:.0f} GeV, {record['nparticles']:.0f} constituents, "
+            f"{label_name(record['label'])}")
 
 
 def describe_jet(dataset: str, entry: int = 0, k: int = 5, aligner: str = DEFAULT_ALIGNER) -> ToolResult:
@@ -125,8 +145,8 @@ def describe_jet(dataset: str, entry: int = 0, k: int = 5, aligner: str = DEFAUL
     model = load_aligner(folder)
     emb = embeddings_for(backbone, dataset, show_progress=False)
     if not 0 <= entry < len(emb):
-        raise ValueError(f"entry {entry} is out of range: {dataset!r} has {len(emb)} jets (0..{len(emb) - 1})")
-    vector = model.jet_vectors(emb.vectors[entry : entry + 1])[0]
+        raise UsageError(f"entry {entry} is out of range: {dataset!r} has {len(emb)} jets (0..{len(emb) - 1})")
+    vector = model.jet_vectors(emb.vectors[entry : entry + 1], emb.metadata.iloc[entry : entry + 1])[0]
     best = model.describe_jet(vector, k=k)
     row = emb.metadata.iloc[entry]
     lines = [f"{dataset}[{entry}] (mass {row['mass']:.0f} GeV, {label_name(row['label'])}) reads as:"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jetfm.errors import UsageError
+
 DEFAULT_HOME = "jetfm-workspace"
 KINDS = ("dataset", "model", "embedding", "index", "plot", "job")
 
@@ -19,7 +21,7 @@ def workspace_root() -> Path:
 def artifact_dir(kind: str, name: str) -> Path:
     """The folder an artifact of ``kind`` named ``name`` is written to (not created here)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown artifact kind {kind!r}; choose from {', '.join(KINDS)}")
+        raise UsageError(f"unknown artifact kind {kind!r}; choose from {', '.join(KINDS)}")
     return workspace_root() / ("indexes" if kind == "index" else f"{kind}s") / name
 
 

@@ -15,6 +15,7 @@ imported on first use) wraps it for a ``DataLoader``.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from backbone.atomic import replace_folder
-from backbone.data.errors import DataError
-from backbone.data.features import MODEL_INPUTS, FeatureConfig, JetTensors, iterate_tensors
-from backbone.data.readers import PathLike, ReadReport, Source, count_jets, resolve_paths
+from jetfm.backbone.atomic import recover_folder, replace_folder
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.features import MODEL_INPUTS, FeatureConfig, JetTensors, iterate_tensors
+from jetfm.backbone.data.readers import PathLike, ReadReport, Source, count_jets, resolve_paths
 
-CACHE_VERSION = 2  # 2: per-jet provenance (file_index, entry)
+CACHE_VERSION = 3  # 2: per-jet provenance (file_index, entry); 3: tau43
 MANIFEST = "manifest.json"
 TENSOR_FIELDS = MODEL_INPUTS
 
@@ -50,7 +51,7 @@ def cache_is_fresh(source: Source, cache_dir: PathLike, cfg: FeatureConfig | Non
     """True when ``cache_dir`` holds a complete cache of ``source`` made with ``cfg``."""
     cfg = FeatureConfig() if cfg is None else cfg
     try:
-        manifest = json.loads((Path(cache_dir) / MANIFEST).read_text())
+        manifest = json.loads((recover_folder(cache_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
     return (
@@ -159,10 +160,17 @@ def _trim_npy(path: Path, n: int) -> None:
 
 
 class JetCache:
-    """Read-only view of a cache folder; indexing returns :class:`JetTensors` of numpy arrays."""
+    """Read-only view of a cache folder; indexing returns :class:`JetTensors` of numpy arrays.
+
+    Pages of the memory-mapped files count in the process's resident memory once read (as file
+    pages, which the kernel may drop, but which a long run's RSS shows growing to the size of every
+    jet it has read). `batch` hands them back after every ``release_every`` bytes it has copied out.
+    """
+
+    release_every = 256 << 20
 
     def __init__(self, cache_dir: PathLike) -> None:
-        self.path = Path(cache_dir)
+        self.path = recover_folder(cache_dir)
         try:
             self.manifest: dict[str, Any] = json.loads((self.path / MANIFEST).read_text())
         except (OSError, ValueError) as err:
@@ -177,6 +185,8 @@ class JetCache:
         self.config = FeatureConfig.from_dict(self.manifest["feature_config"])
         names = JetTensors.__dataclass_fields__
         self._arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in names}
+        self._counts: np.ndarray | None = None
+        self._read_since_release = 0
 
     def __len__(self) -> int:
         return int(self.manifest["num_jets"])
@@ -195,10 +205,36 @@ class JetCache:
         """Slices give memory-map views (no copy); integer arrays give copies."""
         return JetTensors(**{name: array[index] for name, array in self._arrays.items()})
 
+    def particle_counts(self) -> np.ndarray:
+        """(N,) int32 real particles of every jet, from the mask (read once, in chunks): what
+        ``backbone.data.batching`` buckets batches by."""
+        if self._counts is None:
+            mask = self._arrays["mask"]
+            chunk = 1 << 16
+            parts = [mask[start : start + chunk].sum(1, dtype=np.int32) for start in range(0, len(self), chunk)]
+            self._counts = np.concatenate(parts) if parts else np.empty(0, np.int32)
+        return self._counts
+
     def batch(self, indices: np.ndarray, fields: tuple[str, ...] = TENSOR_FIELDS) -> dict[str, np.ndarray]:
         """The model inputs of the jets at ``indices`` (sorted indices read the map in order);
         this is the ``BatchSource`` interface of ``backbone.train``."""
-        return {name: np.asarray(self._arrays[name][indices]) for name in fields}
+        out = {name: np.array(self._arrays[name][indices]) for name in fields}
+        self._read_since_release += sum(values.nbytes for values in out.values())
+        if self._read_since_release >= self.release_every:
+            self.release_pages()
+        return out
+
+    def release_pages(self) -> None:
+        """Unmaps the pages of the cache files this process has read (madvise DONTNEED; they stay
+        in the page cache, so reading them again costs a page fault, not a disk read). Views from
+        earlier `__getitem__` calls stay valid: their pages come back when touched."""
+        self._read_since_release = 0
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        for array in self._arrays.values():
+            mapping = getattr(array, "_mmap", None)
+            if mapping is not None:
+                mapping.madvise(mmap.MADV_DONTNEED)
 
     def batches(
         self, batch_size: int, shuffle: bool = False, seed: int | None = None, drop_last: bool = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from jetfm.errors import JetfmError
 
-class DataError(ValueError):
+
+class DataError(JetfmError, ValueError):
     """Bad input data or arguments; the message says what is wrong and how to fix it."""
 
 
-class GenerationError(RuntimeError):
+class GenerationError(JetfmError, RuntimeError):
     """Event generation could not deliver what was asked (e.g. a pT window it cannot fill)."""

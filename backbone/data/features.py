@@ -24,9 +24,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from backbone.data.errors import DataError
-from backbone.data.readers import ReadReport, Source, flat_particles, iterate_located_jets
-from backbone.data.schema import LABEL_BRANCHES, PARTICLE_KINEMATICS, PID_FLAGS, PROCESSES
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.kinematics import transverse_momentum
+from jetfm.backbone.data.readers import ReadReport, Source, flat_particles, iterate_located_jets
+from jetfm.backbone.data.schema import PARTICLE_KINEMATICS, PID_FLAGS, label_indices
+from jetfm.errors import UsageError
 
 KINEMATIC_FEATURES = (
     "part_pt_log",
@@ -89,6 +91,7 @@ class JetTensors:
     nparticles: np.ndarray  # (N,) int32, constituents before truncation
     tau21: np.ndarray  # NaN where the source had no N-subjettiness
     tau32: np.ndarray
+    tau43: np.ndarray  # four- vs three-prong: what H -> WW* -> 4q jets have and others lack
     # Provenance, None when the jets did not come through a reader (e.g. generated in memory):
     file_index: np.ndarray | None = None  # (N,) int32, index into the source's resolved files
     entry: np.ndarray | None = None  # (N,) int64, the jet's stored entry in that file (counted before drops)
@@ -125,7 +128,7 @@ def make_tensors(
     the jets came from; without them the provenance fields stay None.
     """
     if (file_index is None) != (entries is None):
-        raise ValueError("give both file_index and entries (where the jets came from), or neither")
+        raise UsageError("give both file_index and entries (where the jets came from), or neither")
     cfg = FeatureConfig() if cfg is None else cfg
     n, size = len(jets), cfg.max_particles
     names = (*PARTICLE_KINEMATICS, "part_deta", "part_dphi")
@@ -134,7 +137,7 @@ def make_tensors(
     offsets, part = flat_particles(jets, names)
     jet_index = np.repeat(np.arange(n), np.diff(offsets))
     px, py, pz, energy = (part[b].astype(np.float32, copy=False) for b in PARTICLE_KINEMATICS)
-    pt = np.hypot(px, py)
+    pt = transverse_momentum(px, py)
 
     # Sorted particles stay grouped by jet, so a particle's slot is its rank inside its jet.
     order = _pt_order(pt, jet_index)
@@ -151,7 +154,7 @@ def make_tensors(
         features=_scatter(columns, rows, n, size),
         mask=np.arange(size) < np.diff(offsets)[:, None],
         vectors=_scatter(vectors, rows, n, size),
-        labels=_labels(jets),
+        labels=label_indices(jets),
         pt=jet_pt,
         eta=_jet_column(jets, "jet_eta", np.float32),
         phi=_jet_column(jets, "jet_phi", np.float32),
@@ -160,6 +163,7 @@ def make_tensors(
         nparticles=np.diff(offsets).astype(np.int32),
         tau21=_ratio(jets, "jet_tau2", "jet_tau1"),
         tau32=_ratio(jets, "jet_tau3", "jet_tau2"),
+        tau43=_ratio(jets, "jet_tau4", "jet_tau3"),
         file_index=None if file_index is None else np.full(n, file_index, np.int32),
         entry=None if entries is None else np.asarray(entries, np.int64),
     )
@@ -222,14 +226,6 @@ def _ratio(jets: ak.Array, num: str, den: str) -> np.ndarray:
     out = np.full(len(top), np.nan, np.float32)
     np.divide(top, bottom, out=out, where=bottom > 0)
     return out
-
-
-def _labels(jets: ak.Array) -> np.ndarray:
-    """Index into PROCESSES of the one-hot label; -1 where no (or more than one) label is set."""
-    onehot = np.stack([_jet_column(jets, LABEL_BRANCHES[p], np.int64) for p in PROCESSES], axis=1)
-    labels = np.argmax(onehot, axis=1)
-    labels[onehot.sum(axis=1) != 1] = -1
-    return labels
 
 
 def iterate_tensors(

@@ -23,18 +23,19 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from backbone.data.errors import DataError, GenerationError
-from backbone.data.jets import JetSelection, build_jets, empty_jets
-from backbone.data.pythia import (
+from jetfm.backbone.atomic import write_text
+from jetfm.backbone.data.classes import jet_class
+from jetfm.backbone.data.errors import DataError, GenerationError
+from jetfm.backbone.data.jets import DEFAULT_PT_WINDOW, JetSelection, build_jets, could_be_contained, empty_jets
+from jetfm.backbone.data.pythia import (
     MAX_PYTHIA_SEED,
-    RESONANCE,
     make_pythia,
     pythia_settings,
     truth_objects,
     visible_final_state,
 )
-from backbone.data.rootio import read_provenance, write_jets
-from backbone.data.schema import PROCESSES, TREE_NAME, parse_processes
+from jetfm.backbone.data.rootio import read_provenance, write_jets
+from jetfm.backbone.data.schema import PROCESSES, TREE_NAME, parse_processes
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ MIN_ACCEPTANCE = 1 / 200
 class GenerationConfig:
     processes: tuple[str, ...]
     n_jets: int
-    pt_min: float = 550.0
-    pt_max: float = 650.0
+    pt_min: float = DEFAULT_PT_WINDOW[0]
+    pt_max: float = DEFAULT_PT_WINDOW[1]
     eta_max: float = 2.0
     seed: int = 1
     ecm: float = 14000.0
@@ -119,7 +120,7 @@ class ShardTask:
                 self.process, self.config.pt_min, self.config.pt_max, self.pythia_seed, self.config.ecm
             ),
             "selection": asdict(self.config.selection),
-            "truth_rule": "resonance and all its decay quarks within dR < R of the jet axis",
+            "truth_rule": "resonance and all its visible decay products within dR < R of the jet axis",
         }
 
 
@@ -133,6 +134,7 @@ class ShardStats:
     seconds_extract: float = 0.0
     seconds_jets: float = 0.0
     seconds_write: float = 0.0
+    n_skipped: int = 0  # events ruled out from their truth record, before their particles were read
     skipped: bool = False
 
     @property
@@ -181,9 +183,9 @@ def parse_shard_spec(spec: str | None) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
-        raise DataError(f"--shard {spec!r} must look like i/N, e.g. 0/10") from None
+        raise DataError(f"--shard {spec!r} must look like i/N (job i of N, from 0), e.g. 0/10") from None
     if not (n >= 1 and 0 <= i < n):
-        raise DataError(f"--shard {spec!r}: need 0 <= i < N")
+        raise DataError(f"--shard {spec!r}: job i of N needs N >= 1 and 0 <= i < N, e.g. 0/2 and 1/2")
     return i, n
 
 
@@ -214,7 +216,7 @@ def generate_shard(task: ShardTask, progress: Callable[[int], None] | None = Non
     cfg = task.config
     stats = ShardStats(path=task.path, process=task.process)
     pythia = make_pythia(pythia_settings(task.process, cfg.pt_min, cfg.pt_max, task.pythia_seed, cfg.ecm))
-    resonance = RESONANCE.get(task.process)
+    spec = jet_class(task.process)
     batches: list[ak.Array] = []
     n_have = 0
     while n_have < task.n_jets:
@@ -227,8 +229,13 @@ def generate_shard(task: ShardTask, progress: Callable[[int], None] | None = Non
             stats.n_events += 1
             if not ok:
                 continue
-            events.append(visible_final_state(pythia.event))
-            truths.append(truth_objects(pythia.event, pythia.process.size(), resonance) if resonance else [])
+            found = truth_objects(pythia.event, pythia.process.size(), spec.resonance) if spec.resonance else []
+            # A signal event whose decay no jet could contain gives no jet: skip reading its particles.
+            if spec.resonance is None or any(could_be_contained(t, cfg.selection, spec.leptons) for t in found):
+                events.append(visible_final_state(pythia.event))
+                truths.append(found)
+            else:
+                stats.n_skipped += 1
             stats.seconds_extract += time.perf_counter() - t1
         t2 = time.perf_counter()
         jets = build_jets(events, truths, task.process, cfg.selection)[: task.n_jets - n_have]
@@ -281,9 +288,9 @@ def generate(
     """Generate the dataset described by ``config`` into ``out_dir`` (missing shards only)."""
     from tqdm.auto import tqdm
 
+    job, n_jobs = parse_shard_spec(shard)  # before the folder is made: a refused start leaves none
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    job, n_jobs = parse_shard_spec(shard)
     tasks = [t for i, t in enumerate(plan_shards(config, out)) if i % n_jobs == job]
     _write_manifest(out, config)
     summary = GenerationSummary(out_dir=str(out), config=asdict(config))
@@ -350,9 +357,7 @@ def _write_manifest(out: Path, config: GenerationConfig) -> None:
                 "choose another --name/--out or delete that folder"
             )
         return
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(manifest, indent=2))
 
 
 def dataset_shards(out_dir: str | os.PathLike) -> list[Path]:

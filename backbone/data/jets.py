@@ -11,16 +11,22 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from backbone.data.pythia import TruthObject
-from backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES, pid_flags
+from jetfm.backbone.data.classes import jet_class
+from jetfm.backbone.data.kinematics import pt_eta_phi_mass as _kinematics
+from jetfm.backbone.data.pythia import TruthObject
+from jetfm.backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES, pid_flags
 
 _FASTJET_BANNER_SHOWN = False
 
 
+# The jet pT window [GeV] of generation when none is given (the top-tagging reference's).
+DEFAULT_PT_WINDOW = (550.0, 650.0)
+
+
 @dataclass(frozen=True)
 class JetSelection:
-    pt_min: float = 550.0
-    pt_max: float = 650.0
+    pt_min: float = DEFAULT_PT_WINDOW[0]
+    pt_max: float = DEFAULT_PT_WINDOW[1]
     eta_max: float = 2.0
     radius: float = 0.8
     max_particles: int = 128
@@ -60,19 +66,27 @@ def delta_r(eta1, phi1, eta2, phi2) -> np.ndarray:
     return np.hypot(np.asarray(eta1) - np.asarray(eta2), delta_phi(phi1, phi2))
 
 
-def _kinematics(px, py, pz, e):
-    pt = np.hypot(px, py)
-    eta = np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0))
-    phi = np.arctan2(py, px)
-    mass = np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
-    return pt, eta, phi, mass
-
-
-def is_contained(jet_eta: float, jet_phi: float, truth: TruthObject, radius: float) -> bool:
-    """The reference rule: the resonance and all its decay quarks within ``radius`` of the jet."""
-    if not truth.quarks or delta_r(jet_eta, jet_phi, truth.eta, truth.phi) >= radius:
+def is_contained(jet_eta: float, jet_phi: float, truth: TruthObject, radius: float, leptons: int = 0) -> bool:
+    """The reference rule: the resonance and all its visible decay products (quarks, gluons,
+    charged leptons) within ``radius`` of the jet, and the decay the one its class is named for
+    (``leptons`` charged leptons: t -> b l nu is not t -> bqq')."""
+    if truth.n_leptons != leptons or not truth.products:
         return False
-    return all(delta_r(jet_eta, jet_phi, eta, phi) < radius for eta, phi in truth.quarks)
+    if delta_r(jet_eta, jet_phi, truth.eta, truth.phi) >= radius:
+        return False
+    return all(delta_r(jet_eta, jet_phi, eta, phi) < radius for eta, phi in truth.products)
+
+
+def could_be_contained(truth: TruthObject, selection: JetSelection, leptons: int = 0) -> bool:
+    """Whether any jet of the selection could contain ``truth`` under ``is_contained``: conditions that
+    rule an event out before its particles are read. Each is implied by the rule (the jet axis lies
+    within R of the resonance and of every product, so the products lie within 2R of the resonance,
+    and the axis has |eta| < eta_max), so skipping the events that fail them changes no output."""
+    if truth.n_leptons != leptons or not truth.products:
+        return False
+    if abs(truth.eta) >= selection.eta_max + selection.radius:
+        return False
+    return all(delta_r(truth.eta, truth.phi, eta, phi) < 2 * selection.radius for eta, phi in truth.products)
 
 
 def build_jets(
@@ -85,7 +99,7 @@ def build_jets(
 
     ``events[i]`` is the (n, 6) visible final state of event i (px, py, pz, E, pdg, charge),
     ``truths[i]`` its resonances. QCD jets need no match; a signal jet must contain its
-    resonance and all the resonance's quarks. Jets come out in event order, then pT order.
+    resonance and all its visible decay products. Jets come out in event order, then pT order.
     """
     fastjet = _fastjet()
     counts = np.array([len(e) for e in events], dtype=np.int64)
@@ -108,11 +122,12 @@ def build_jets(
     in_window = (pt >= selection.pt_min) & (pt < selection.pt_max) & (np.abs(eta) < selection.eta_max)
     # Event order, then descending pT within each event.
     candidates = [j for j in np.lexsort((-pt, event_of_jet)) if in_window[j]]
-    if process != "qcd":
+    spec = jet_class(process)
+    if spec.resonance is not None:
         candidates = [
             j
             for j in candidates
-            if any(is_contained(eta[j], phi[j], t, selection.radius) for t in truths[event_of_jet[j]])
+            if any(is_contained(eta[j], phi[j], t, selection.radius, spec.leptons) for t in truths[event_of_jet[j]])
         ]
     offsets = np.concatenate([[0], np.cumsum(counts)])
     flat_index = ak.flatten(index, axis=1)
@@ -186,7 +201,7 @@ def substructure(constituents: ak.Array, selection: JetSelection) -> dict[str, n
 
 def empty_jets() -> ak.Array:
     """A zero-length jet array with every schema field, for empty shards."""
-    from backbone.data.schema import JET_BRANCHES
+    from jetfm.backbone.data.schema import JET_BRANCHES
 
     record: dict[str, object] = {
         name: ak.unflatten(np.zeros(0, np.float32), np.zeros(0, np.int64)) for name in PARTICLE_BRANCHES

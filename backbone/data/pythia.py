@@ -9,31 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backbone.data.errors import DataError
-
-# Hard processes, each forced into the hadronic decay the tagger is meant to see.
-_HADRONIC_W = ["24:onMode = off", "24:onIfAny = 1 2 3 4 5"]
-PROCESS_SETTINGS: dict[str, list[str]] = {
-    "qcd": ["HardQCD:all = on"],
-    "top": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on", "6:onMode = off", "6:onIfAny = 5", *_HADRONIC_W],
-    "wqq": ["WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on", *_HADRONIC_W],
-    "zqq": [
-        "WeakBosonAndParton:qqbar2gmZg = on",
-        "WeakBosonAndParton:qg2gmZq = on",
-        "WeakZ0:gmZmode = 2",
-        "23:onMode = off",
-        "23:onIfAny = 1 2 3 4 5",
-    ],
-    "hbb": [
-        "HiggsSM:gg2Hg(l:t) = on",
-        "HiggsSM:qg2Hq(l:t) = on",
-        "HiggsSM:qqbar2Hg(l:t) = on",
-        "25:onMode = off",
-        "25:onIfMatch = 5 -5",
-    ],
-}
-# PDG id of the resonance whose decay makes the signal jet (QCD has none).
-RESONANCE = {"top": 6, "wqq": 24, "zqq": 23, "hbb": 25}
+from jetfm.backbone.data.classes import jet_class
+from jetfm.backbone.data.errors import DataError
 
 COMMON_SETTINGS = [
     "PartonLevel:MPI = on",
@@ -60,12 +37,11 @@ def pthat_range(pt_min: float, pt_max: float) -> tuple[float, float]:
 
 def pythia_settings(process: str, pt_min: float, pt_max: float, seed: int, ecm: float) -> list[str]:
     """The full list of Pythia settings strings for one process and jet pT window."""
-    if process not in PROCESS_SETTINGS:
-        raise DataError(f"unknown process {process!r}; choose from {', '.join(PROCESS_SETTINGS)}")
+    hard_process = jet_class(process).pythia
     lo, hi = pthat_range(pt_min, pt_max)
     return [
         f"Beams:eCM = {ecm:g}",
-        *PROCESS_SETTINGS[process],
+        *hard_process,
         f"PhaseSpace:pTHatMin = {lo:g}",
         f"PhaseSpace:pTHatMax = {hi:g}",
         *COMMON_SETTINGS,
@@ -97,46 +73,63 @@ def visible_final_state(event) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(-1, 6)
 
 
+# Decay products the truth rule follows: W and Z decay on to their daughters; quarks, gluons and
+# charged leptons (e, mu, tau) are kept; neutrinos are invisible and not required in the jet.
+_INTERMEDIATE = (23, 24)
+_LEPTONS = (11, 13, 15)
+
+
 @dataclass(frozen=True)
 class TruthObject:
-    """A decaying resonance and the quarks it decays to, as (eta, phi) directions."""
+    """A decaying resonance and its visible decay products (quarks, gluons, charged leptons), as
+    (eta, phi) directions; ``n_leptons`` of the products are charged leptons."""
 
     pdg: int
     eta: float
     phi: float
-    quarks: tuple[tuple[float, float], ...]
+    products: tuple[tuple[float, float], ...]
+    n_leptons: int = 0
 
 
-def _quark_daughters(event, index: int) -> list[int]:
+def _daughters(event, index: int) -> list[int]:
     """Indices of the decay products of the last copy of the particle at ``index``."""
     bottom = event[event[index].iBotCopyId()]
     return list(bottom.daughterList())
 
 
-def truth_objects(event, n_hard: int, resonance: int) -> list[TruthObject]:
-    """Resonances of type ``resonance`` from the hard process, with their final decay quarks.
+def _visible_products(event, index: int) -> list[int]:
+    """The quarks, gluons and charged leptons a particle decays to, following W and Z on."""
+    out: list[int] = []
+    for d in _daughters(event, index):
+        pid = event[d].idAbs()
+        if pid in _INTERMEDIATE:
+            out.extend(_visible_products(event, d))
+        elif event[d].isQuark() or event[d].isGluon() or pid in _LEPTONS:
+            out.append(d)
+    return out
 
-    The resonance and its quarks are taken just after the decay (last copy before decay for
-    the resonance, first copy after it for the quarks), as the top-tagging reference does.
-    A top's quarks are its b and the two quarks of its W.
+
+def truth_objects(event, n_hard: int, resonance: int) -> list[TruthObject]:
+    """Resonances of type ``resonance`` from the hard process, with their final decay products.
+
+    The resonance and its products are taken just after the decay (last copy before decay for
+    the resonance, first copy after it for the products), as the top-tagging reference does.
+    A top's products are its b and the two quarks (or lepton) of its W; H -> WW* gives the four
+    decay products of its two W.
     """
     out: list[TruthObject] = []
     for i in range(min(n_hard, event.size())):
         if event[i].idAbs() != resonance:
             continue
         res = event[event[i].iBotCopyId()]
-        quarks: list[int] = []
-        for d in _quark_daughters(event, i):
-            if event[d].idAbs() == 24:  # t -> bW: follow the W to its quarks
-                quarks.extend(q for q in _quark_daughters(event, d) if event[q].isQuark())
-            elif event[d].isQuark():
-                quarks.append(d)
+        products = _visible_products(event, i)
         out.append(
             TruthObject(
                 pdg=resonance,
                 eta=res.eta(),
                 phi=res.phi(),
-                quarks=tuple((event[q].eta(), event[q].phi()) for q in quarks),
+                products=tuple((event[q].eta(), event[q].phi()) for q in products),
+                n_leptons=sum(event[q].idAbs() in _LEPTONS for q in products),
             )
         )
     return out

@@ -34,8 +34,9 @@ from typing import Any, NamedTuple, Protocol
 import awkward as ak
 import numpy as np
 
-from backbone.data.errors import DataError
-from backbone.data.schema import (
+from jetfm.backbone.data.errors import DataError
+from jetfm.backbone.data.kinematics import pt_eta_phi_mass, wrap_phi
+from jetfm.backbone.data.schema import (
     ALL_BRANCHES,
     JET_BRANCHES,
     LABEL_BRANCHES,
@@ -64,6 +65,8 @@ _INT_JET_BRANCHES = {"jet_nparticles"}
 _NAN_IF_ABSENT = ("jet_sdmass", "jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4")
 _DERIVED_JET = ("jet_pt", "jet_eta", "jet_phi", "jet_energy", "jet_mass", "jet_nparticles")
 _LABELS = tuple(LABEL_BRANCHES.values())
+# Yes/no branches may be stored as booleans; a boolean momentum, charge or observable is a broken file.
+_BOOLEAN_OK = frozenset((*PID_FLAGS, *_LABELS))
 _FIX = "check the file, re-copy or regenerate it"
 
 
@@ -202,6 +205,8 @@ class _Reader(Protocol):
 
     def chunks(self, start: int, stop: int, step: int) -> Iterator[_Chunk]: ...
 
+    def verify(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -238,6 +243,12 @@ class _RandomAccess(_Base):
         for first in range(start, stop, step):
             yield self.read(first, min(first + step, stop))
 
+    def verify(self) -> None:
+        """Reads the last jet: the end of the data is where a cut-short copy fails."""
+        n = len(self)
+        if n:
+            self.read(n - 1, n)
+
 
 def flat_particles(jets: ak.Array, names: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Shared offsets (N+1, from 0) and flat numpy contents of the jagged fields ``names``."""
@@ -268,10 +279,16 @@ def _jet_index(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
+def _number_kinds(name: str) -> str:
+    """The numpy dtype kinds branch ``name`` may hold: booleans only for flags and labels."""
+    return "fiub" if name in _BOOLEAN_OK else "fiu"
+
+
 def _numeric(values: np.ndarray, path: Path, name: str) -> np.ndarray:
-    if values.dtype.kind not in "fiub":
+    if values.dtype.kind not in _number_kinds(name):
+        want = "numbers (not booleans)" if values.dtype.kind == "b" else "numbers"
         raise DataError(
-            f"{path}: branch {name!r} holds {values.dtype} values, expected numbers; "
+            f"{path}: branch {name!r} holds {values.dtype} values, expected {want}; "
             "the file is not a jet file in the JetClass schema"
         )
     return values
@@ -299,26 +316,24 @@ def _derive_from_constituents(part: dict, jet: dict, offsets: np.ndarray) -> Non
     idx = _jet_index(offsets)
     px, py, pz, e = (part[b].astype(np.float64) for b in PARTICLE_KINEMATICS)
     sums = [np.bincount(idx, weights=v, minlength=n) for v in (px, py, pz, e)]
-    jpx, jpy, jpz, je = sums
-    jpt = np.hypot(jpx, jpy)
+    jpt, jeta, jphi, jmass = pt_eta_phi_mass(*sums)
     with np.errstate(divide="ignore", invalid="ignore"):
         derived = {
             "jet_pt": jpt,
-            "jet_eta": np.arcsinh(jpz / jpt),
-            "jet_phi": np.arctan2(jpy, jpx),
-            "jet_energy": je,
-            "jet_mass": np.sqrt(np.maximum(je**2 - jpx**2 - jpy**2 - jpz**2, 0.0)),
+            "jet_eta": jeta,
+            "jet_phi": jphi,
+            "jet_energy": sums[3],
+            "jet_mass": jmass,
             "jet_nparticles": np.diff(offsets),
         }
         for name, values in derived.items():
             jet.setdefault(name, values.astype(np.int32 if name in _INT_JET_BRANCHES else np.float32))
         # The axis is the jet's (stored or derived) eta/phi, so deta/dphi agree with jet_eta/phi.
-        if "part_deta" not in part:
-            eta = np.arcsinh(pz / np.hypot(px, py))
-            part["part_deta"] = (eta - jet["jet_eta"][idx]).astype(np.float32)
+    _, eta, phi, _ = pt_eta_phi_mass(px, py, pz, e)
+    if "part_deta" not in part:
+        part["part_deta"] = (eta - jet["jet_eta"][idx]).astype(np.float32)
     if "part_dphi" not in part:
-        dphi = np.arctan2(py, px) - jet["jet_phi"][idx]
-        part["part_dphi"] = ((dphi + np.pi) % (2 * np.pi) - np.pi).astype(np.float32)
+        part["part_dphi"] = wrap_phi(phi - jet["jet_phi"][idx]).astype(np.float32)
 
 
 def _bad_jets(chunk: _Chunk, checked_jet: Sequence[str]) -> np.ndarray:
@@ -417,7 +432,7 @@ class _RootReader(_Base):
             names = set(self._tree.keys())
         except Exception as err:
             raise DataError(f"{path}: cannot read TTree {TREE_NAME!r} ({err}); {_FIX}") from err
-        _require(path, names, "branch")
+        _require(path, names, "branches")
         self._branches = [b for b in ALL_BRANCHES if b in names]
         self.absent = [b for b in ALL_BRANCHES if b not in names]
         for name in self._branches:
@@ -430,11 +445,14 @@ class _RootReader(_Base):
         jagged = name in PARTICLE_BRANCHES
         inner = interp.content if isinstance(interp, uproot.AsJagged) else interp
         ok = (isinstance(interp, uproot.AsJagged) == jagged) and isinstance(inner, uproot.AsDtype)
+        boolean = isinstance(inner, uproot.AsDtype) and inner.to_dtype.kind == "b"
         if ok:
             dtype = inner.to_dtype
-            ok = dtype.kind in "fiub" and dtype.shape == ()
+            ok = dtype.kind in _number_kinds(name) and dtype.shape == ()
         if not ok:
             want = "a list of numbers per jet (e.g. vector<float>)" if jagged else "one number per jet"
+            if boolean:
+                want += ", not booleans"
             raise DataError(
                 f"{self.path}: branch {name!r} has type {self._tree[name].typename}, expected {want}; "
                 "the file does not follow the JetClass schema"
@@ -442,6 +460,33 @@ class _RootReader(_Base):
 
     def __len__(self) -> int:
         return int(self._tree.num_entries)
+
+    def verify(self) -> None:
+        """Every basket of the branches read lies inside the file, and the last entry (the last
+        basket of each branch) decompresses: a truncated or cut-short copy fails here, cheaply."""
+        n = len(self)
+        if n == 0:
+            return
+        size = self.path.stat().st_size
+        for name in self._branches:
+            branch = self._tree[name]
+            for part in (branch, branch.count_branch):  # a TBranch has a len (its sub-branches): test None
+                baskets = 0 if part is None else part.num_baskets
+                if baskets == 0:  # no counter, or the data is embedded in the tree's own record
+                    continue
+                ends = part.member("fBasketSeek")[:baskets] + part.member("fBasketBytes")[:baskets]
+                end = int(ends.max())
+                if end > size:
+                    raise DataError(
+                        f"{self.path}: truncated: the file is {size} bytes but branch {part.name!r} has data up "
+                        f"to byte {end}; the copy was cut short, {_FIX}"
+                    )
+        try:
+            self._tree.arrays(self._branches, entry_start=n - 1, entry_stop=n, library="ak")
+        except Exception as err:
+            raise DataError(
+                f"{self.path}: cannot read its last entry {n - 1} ({err}); the file is truncated or corrupt, {_FIX}"
+            ) from err
 
     def chunks(self, start: int, stop: int, step: int) -> Iterator[_Chunk]:
         # uproot's iterate keeps a basket that spans two steps instead of decompressing it twice.
@@ -473,7 +518,7 @@ def _require(path: Path, names: set[str], what: str) -> None:
     missing = [b for b in PARTICLE_KINEMATICS if b not in names]
     if missing:
         raise DataError(
-            f"{path}: required {what}(es) {', '.join(missing)} missing; jetfm needs the constituent "
+            f"{path}: required {what} {', '.join(missing)} missing; jetfm needs the constituent "
             f"four-momenta {', '.join(PARTICLE_KINEMATICS)} (JetClass names)"
         )
 
@@ -520,9 +565,11 @@ class _TopTaggingReader(_RandomAccess):
         provided = {*PARTICLE_KINEMATICS, *(("label_QCD", "label_Tbqq") if self._label else ())}
         self.absent = [b for b in ALL_BRANCHES if b not in provided]
         for col in self._columns():
-            if head[col].dtype.kind not in "fiub":
+            # Only the label may be boolean; constituent momenta must be numbers.
+            if head[col].dtype.kind not in ("fiub" if col == "is_signal_new" else "fiu"):
                 raise DataError(
-                    f"{path}: column {col!r} holds {head[col].dtype} values, expected numbers; "
+                    f"{path}: column {col!r} holds {head[col].dtype} values, expected numbers"
+                    f"{' (not booleans)' if head[col].dtype.kind == 'b' else ''}; "
                     "the file is not a top-tagging reference file"
                 )
 
@@ -574,6 +621,26 @@ def _from_padded(dense: dict[str, np.ndarray], mask: np.ndarray) -> tuple[np.nda
     return offsets, {name: values[mask] for name, values in dense.items()}
 
 
+def _hdf5_dataset(path: Path, file: Any, key: str, shape: str, optional: bool = False) -> Any:
+    """``file[key]`` if it is an HDF5 dataset (not a group, a broken link, ...); DataError otherwise."""
+    import h5py
+
+    try:
+        item = file.get(key)
+    except Exception as err:  # e.g. a link to a file that is not there
+        raise DataError(f"{path}: cannot open {key!r} ({err}); {_FIX}") from err
+    if item is None and optional and key not in list(file):  # iterating lists links to nothing too; "in" does not
+        return None
+    if not isinstance(item, h5py.Dataset):
+        kind = "a group" if isinstance(item, h5py.Group) else type(item).__name__
+        kind = "a link to nothing (a dangling or external link)" if item is None else kind
+        raise DataError(
+            f"{path}: {key!r} is {kind}, not a dataset; an Aspen-Open-Jets-style file stores {key!r} as one "
+            f"array of numbers shaped {shape}"
+        )
+    return item
+
+
 class _AspenReader(_RandomAccess):
     """Aspen-Open-Jets-style HDF5: ``PFCands`` (N, P, F) and ``jet_kinematics`` (N, k).
 
@@ -590,8 +657,8 @@ class _AspenReader(_RandomAccess):
         import h5py
 
         self._file = h5py.File(path, "r")
-        self._pf = self._file["PFCands"]
-        self._kin = self._file.get("jet_kinematics")
+        self._pf = _hdf5_dataset(path, self._file, "PFCands", "(jets, particles, features)")
+        self._kin = _hdf5_dataset(path, self._file, "jet_kinematics", "(jets, k>=4)", optional=True)
         self._check()
         self._has_pid = self._pf.shape[2] > self._PDGID
         provided = {*PARTICLE_KINEMATICS}
@@ -656,7 +723,7 @@ class _ParquetReader(_RandomAccess):
             raise DataError(
                 f"{path}: cannot open as parquet ({err}); the file is truncated or corrupt, {_FIX}"
             ) from err
-        _require(path, set(schema.names), "column")
+        _require(path, set(schema.names), "columns")
         self._columns = [b for b in ALL_BRANCHES if b in schema.names]
         self.absent = [b for b in ALL_BRANCHES if b not in schema.names]
         for name in self._columns:
@@ -706,9 +773,12 @@ def _check_arrow_type(path: Path, name: str, dtype: Any) -> None:
     jagged = name in PARTICLE_BRANCHES
     is_list = pa.types.is_list(dtype) or pa.types.is_large_list(dtype)
     inner = dtype.value_type if is_list else dtype
-    numeric = pa.types.is_integer(inner) or pa.types.is_floating(inner) or pa.types.is_boolean(inner)
+    numeric = pa.types.is_integer(inner) or pa.types.is_floating(inner)
+    numeric = numeric or (pa.types.is_boolean(inner) and name in _BOOLEAN_OK)
     if is_list != jagged or not numeric:
         want = "a list of numbers per jet" if jagged else "one number per jet"
+        if pa.types.is_boolean(inner):
+            want += ", not booleans"
         raise DataError(
             f"{path}: column {name!r} has type {dtype}, expected {want}; the file does not follow the JetClass schema"
         )
@@ -760,6 +830,40 @@ def _open(path: Path) -> _Reader:
     if kind == "hdf5":
         return _open_hdf5(path)
     return _ParquetReader(path)
+
+
+class CheckedFile(NamedTuple):
+    """A file read through to its last entry: its jet count (stored jets) and its size in bytes."""
+
+    path: Path
+    n_jets: int
+    size: int
+
+
+def check_files(source: Source) -> list[CheckedFile]:
+    """Every file of ``source`` opened, its layout checked and its last entry read, so a file
+    cut short or corrupt at the end is found now, not halfway through a later read. A DataError
+    names every file that fails (and why); nothing is returned then."""
+    checked: list[CheckedFile] = []
+    problems: list[str] = []
+    paths = resolve_paths(source)
+    for path in paths:
+        try:
+            reader = _open(path)
+            try:
+                reader.verify()
+                n = len(reader)
+            finally:
+                reader.close()
+        except DataError as err:
+            problems.append(str(err))
+            continue
+        checked.append(CheckedFile(path, n, path.stat().st_size))
+    if problems:
+        raise DataError(
+            f"{len(problems)} of {len(paths)} file(s) cannot be read: " + " | ".join(problems)
+        )
+    return checked
 
 
 def count_jets(source: Source) -> int:

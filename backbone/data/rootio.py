@@ -11,7 +11,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from backbone.data.schema import (
+from jetfm.backbone.atomic import atomic_path
+from jetfm.backbone.data.schema import (
     JET_BRANCHES,
     LABEL_BRANCHES,
     PARTICLE_BRANCHES,
@@ -61,20 +62,13 @@ def write_jets(path: str | os.PathLike, jets: ak.Array, provenance: dict[str, An
     leaves a half-written file where a good one was expected.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with uproot.recreate(tmp) as f:
-            # mktree + extend writes a classic TTree; f[name] = {...} would write an RNTuple.
-            tree = f.mktree(TREE_NAME, _branch_types(), title="jetfm jets")
-            # One extend per basket: readers then decompress ~10k jets at a time, not the whole file.
-            for start in range(0, len(jets), BASKET_JETS):
-                tree.extend(_as_branches(jets[start : start + BASKET_JETS]))
-            f[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+        # mktree + extend writes a classic TTree; f[name] = {...} would write an RNTuple.
+        tree = f.mktree(TREE_NAME, _branch_types(), title="jetfm jets")
+        # One extend per basket: readers then decompress ~10k jets at a time, not the whole file.
+        for start in range(0, len(jets), BASKET_JETS):
+            tree.extend(_as_branches(jets[start : start + BASKET_JETS]))
+        f[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True)
     return path
 
 

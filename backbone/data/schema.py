@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jetfm.backbone.data.classes import JET_CLASSES, PROCESSES
+
 TREE_NAME = "tree"
 
 PARTICLE_KINEMATICS = ("part_px", "part_py", "part_pz", "part_energy")
@@ -44,22 +46,9 @@ JET_BRANCHES = (
     "jet_tau4",
 )
 
-# Process names used by the CLI and the tools, in label order.
-PROCESSES = ("qcd", "top", "wqq", "zqq", "hbb")
-LABEL_BRANCHES = {
-    "qcd": "label_QCD",
-    "top": "label_Tbqq",
-    "wqq": "label_Wqq",
-    "zqq": "label_Zqq",
-    "hbb": "label_Hbb",
-}
-PROCESS_TITLES = {
-    "qcd": "QCD (q/g)",
-    "top": r"$t \to bqq'$",
-    "wqq": r"$W \to qq'$",
-    "zqq": r"$Z \to q\bar{q}$",
-    "hbb": r"$H \to b\bar{b}$",
-}
+# Process names in label order, their one-hot branches and plot titles: from the table of classes.
+LABEL_BRANCHES = {c.name: c.label_branch for c in JET_CLASSES}
+PROCESS_TITLES = {c.name: c.title for c in JET_CLASSES}
 ALL_BRANCHES = (*PARTICLE_BRANCHES, *JET_BRANCHES, *LABEL_BRANCHES.values())
 
 # Generator provenance is stored as a JSON string in this key of the file (an uproot TObjString).
@@ -68,7 +57,7 @@ PROVENANCE_KEY = "jetfm_provenance"
 
 def parse_processes(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     """``"top,qcd"`` or ``["top", "qcd"]`` -> validated, de-duplicated process names."""
-    from backbone.data.errors import DataError
+    from jetfm.backbone.data.errors import DataError
 
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip().lower() for n in names if n.strip()]
@@ -93,3 +82,14 @@ def pid_flags(abs_pdgid: np.ndarray, charge: np.ndarray) -> dict[str, np.ndarray
         "part_isElectron": electron.astype(np.float32),
         "part_isMuon": muon.astype(np.float32),
     }
+
+
+def label_indices(jets) -> np.ndarray:
+    """Index into PROCESSES of each jet's one-hot label; -1 where none (or more than one) is set.
+    A label branch the array lacks counts as 0: files written before a class existed still read."""
+    fields, absent = set(jets.fields), np.zeros(len(jets), np.int64)
+    columns = [np.asarray(jets[b], dtype=np.int64) if b in fields else absent for b in LABEL_BRANCHES.values()]
+    onehot = np.stack(columns, axis=1)
+    labels = np.argmax(onehot, axis=1)
+    labels[onehot.sum(axis=1) != 1] = -1
+    return labels

@@ -15,8 +15,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from backbone.data.readers import ReadReport, Source, iterate_jets
-from backbone.data.schema import LABEL_BRANCHES, PROCESSES
+from jetfm.backbone.data.readers import ReadReport, Source, iterate_jets
+from jetfm.backbone.data.schema import PROCESSES, label_indices
 
 OBSERVABLES = ("pt", "eta", "mass", "sdmass", "n_constituents", "tau21", "tau32")
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -70,10 +70,7 @@ def _ratio(num: ak.Array, den: ak.Array) -> np.ndarray:
 
 def jet_classes(jets: ak.Array) -> np.ndarray:
     """Index into PROCESSES per jet; -1 where the one-hot label is absent or ambiguous."""
-    onehot = np.stack([ak.to_numpy(jets[LABEL_BRANCHES[p]]) for p in PROCESSES], axis=1)
-    classes = np.argmax(onehot, axis=1)
-    classes[onehot.sum(axis=1) != 1] = -1
-    return classes
+    return label_indices(jets)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from backbone.data.features import KINEMATIC_FEATURES
+from jetfm.backbone.data.features import KINEMATIC_FEATURES
 
 # The same floor as backbone.data.features: log(0) would give -inf.
 _LOG_FLOOR = 1e-8

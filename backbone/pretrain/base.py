@@ -10,20 +10,20 @@ MPM anomaly scores or NTP sampling).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from backbone.checkpoint import from_pretrained, save_pretrained
-from backbone.encoder import JetEncoder
+from jetfm.backbone.checkpoint import from_pretrained
+from jetfm.backbone.encoder import JetEncoder
+from jetfm.backbone.model_folder import existing_folder, read_json, read_weights, write_json, write_weights
+from jetfm.errors import UsageError
 
 PRETRAINING_NAME = "pretraining.json"
+PRETRAINING_TYPE = "jet_pretraining"
 HEADS_NAME = "heads.safetensors"
 
 _OBJECTIVES: dict[str, type[Objective]] = {}
@@ -43,6 +43,9 @@ class Objective(nn.Module):
     """A self-supervised loss around ``self.encoder``; ``forward(batch) -> (loss, metrics)``."""
 
     name: ClassVar[str] = ""
+    # Settings added after the first models were saved, with the values that rebuild those models
+    # (a saved config without the setting was written before it existed).
+    legacy_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, encoder: JetEncoder) -> None:
         super().__init__()
@@ -62,11 +65,10 @@ class Objective(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
     def write_heads(self, folder: Path) -> None:
-        meta = {"objective": self.name, "config": self.objective_config()}
-        (folder / PRETRAINING_NAME).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.head_state().items()}
+        write_json(folder / PRETRAINING_NAME, PRETRAINING_TYPE, objective=self.name, config=self.objective_config())
+        state = self.head_state()
         if state:
-            save_file(state, folder / HEADS_NAME)
+            write_weights(folder / HEADS_NAME, state)
 
     def save_pretrained(self, folder: str | Path, extra: Callable[[Path], None] | None = None) -> Path:
         """Encoder + heads (+ ``extra`` files such as a model card), in one atomic write."""
@@ -76,39 +78,28 @@ class Objective(nn.Module):
             if extra is not None:
                 extra(staging)
 
-        return save_pretrained(self.encoder, folder, extra=write)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in {PRETRAINING_NAME}")
+        return self.encoder.save_pretrained(folder, extra=write)
 
 
 def create_objective(name: str, encoder: JetEncoder, **config: Any) -> Objective:
     if name not in objective_names():
-        raise ValueError(f"unknown pretraining objective {name!r}; choose from {', '.join(objective_names())}")
+        raise UsageError(f"unknown pretraining objective {name!r}; choose from {', '.join(objective_names())}")
     return _OBJECTIVES[name](encoder, **config)
 
 
 def load_objective(folder: str | Path, device: str | torch.device = "cpu") -> Objective:
     """The objective (encoder + heads) saved in a pretrained model folder, in eval mode."""
-    folder = Path(folder)
-    meta_path = folder / PRETRAINING_NAME
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{folder} has no {PRETRAINING_NAME}: it is not a pretrained model (pretrain one with jetfm pretrain)"
-        )
-    meta = json.loads(meta_path.read_text())
-    objective = create_objective(meta["objective"], from_pretrained(folder, device=device), **meta["config"])
+    folder = existing_folder(folder)
+    meta = read_json(folder / PRETRAINING_NAME, PRETRAINING_TYPE, "it is not a pretrained model (jetfm pretrain)")
+    name = meta["objective"]
+    config = {**_OBJECTIVES[name].legacy_config, **meta["config"]} if name in objective_names() else meta["config"]
+    objective = create_objective(name, from_pretrained(folder, device=device), **config)
     heads = folder / HEADS_NAME
     if heads.is_file():
-        missing, unexpected = objective.load_state_dict(load_file(heads), strict=False)
+        missing, unexpected = objective.load_state_dict(read_weights(heads, "re-save the model"), strict=False)
         missing = [k for k in missing if not k.startswith("encoder.")]
         if missing or unexpected:
-            raise ValueError(f"{heads} does not match objective {meta['objective']!r}: {missing or unexpected}")
+            raise UsageError(f"{heads} does not match objective {meta['objective']!r}: {missing or unexpected}")
     return objective.to(device).eval()
 
 
@@ -118,7 +109,7 @@ def _load_builtin_objectives() -> None:
 
     for module in ("mpm", "contrastive", "ntp"):
         try:
-            importlib.import_module(f"backbone.pretrain.{module}")
+            importlib.import_module(f"jetfm.backbone.pretrain.{module}")
         except ModuleNotFoundError as err:
-            if err.name != f"backbone.pretrain.{module}":
+            if err.name != f"jetfm.backbone.pretrain.{module}":
                 raise

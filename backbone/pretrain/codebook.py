@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from backbone.data.features import CHARGE_PID_FEATURES, KINEMATIC_FEATURES
-from backbone.train import BatchSource
+from jetfm.backbone.data.features import CHARGE_PID_FEATURES, KINEMATIC_FEATURES
+from jetfm.backbone.train import BatchSource
+from jetfm.errors import UsageError
 
 # Token id of padded slots: torch's cross_entropy(..., ignore_index=IGNORE_INDEX) skips them.
 IGNORE_INDEX = -1
@@ -43,7 +44,7 @@ def feature_indices(columns: Sequence[str]) -> list[int]:
     """Positions of feature names in a batch's ``features`` (B, P, F) channels."""
     unknown = [c for c in columns if c not in _ALL_FEATURES]
     if unknown:
-        raise ValueError(f"unknown particle feature(s) {unknown}; choose from {list(_ALL_FEATURES)}")
+        raise UsageError(f"unknown particle feature(s) {unknown}; choose from {list(_ALL_FEATURES)}")
     return [_ALL_FEATURES.index(c) for c in columns]
 
 
@@ -65,7 +66,7 @@ def sample_particles(data: BatchSource, max_samples: int = 200_000, seed: int = 
         if collected >= max_samples:
             break
     if not collected:
-        raise ValueError("the data holds no real particles: cannot fit a codebook")
+        raise UsageError("the data holds no real particles: cannot fit a codebook")
     particles = np.concatenate(parts)
     if len(particles) > max_samples:
         particles = particles[np.sort(rng.choice(len(particles), max_samples, replace=False))]
@@ -78,7 +79,7 @@ class ParticleCodebook(nn.Module):
     def __init__(self, num_codes: int = 512, columns: Sequence[str] = DEFAULT_COLUMNS) -> None:
         super().__init__()
         if num_codes < 2:
-            raise ValueError(f"a codebook needs num_codes >= 2, got {num_codes}")
+            raise UsageError(f"a codebook needs num_codes >= 2, got {num_codes}")
         self.num_codes = num_codes
         self.columns = tuple(columns)
         self.indices = feature_indices(self.columns)
@@ -97,7 +98,7 @@ class ParticleCodebook(nn.Module):
 
         points = self._select(torch.as_tensor(particles, dtype=torch.float32).cpu()).numpy()
         if len(points) < _MIN_POINTS_PER_CODE * self.num_codes:
-            raise ValueError(
+            raise UsageError(
                 f"{len(points)} particles are too few for {self.num_codes} codes; use more data or fewer codes "
                 f"(at least {_MIN_POINTS_PER_CODE * self.num_codes})"
             )
@@ -132,7 +133,7 @@ class ParticleCodebook(nn.Module):
 
     def _select(self, features: Tensor) -> Tensor:
         if features.size(-1) <= max(self.indices):
-            raise ValueError(
+            raise UsageError(
                 f"codebook columns {self.columns} need {max(self.indices) + 1} feature channels, the data has "
                 f"{features.size(-1)}; charge/PID columns need FeatureConfig(include_charge_pid=True)"
             )

@@ -16,22 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from backbone.encoder import JetEncoder
-from backbone.pretrain.augment import AugmentConfig, augment
-from backbone.pretrain.base import Objective, register_objective
-
-
-def nt_xent(embeddings: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """NT-Xent loss of (2B, d) L2-normalised embeddings where rows i and i + B are two views of one
-    jet, and the positive-pair accuracy (is the other view the nearest of the 2B - 1 others)."""
-    n = embeddings.size(0)
-    similarity = (embeddings.float() @ embeddings.float().T) / temperature
-    self_pairs = torch.eye(n, dtype=torch.bool, device=embeddings.device)
-    similarity = similarity.masked_fill(self_pairs, float("-inf"))
-    positives = torch.arange(n, device=embeddings.device).roll(n // 2)
-    loss = F.cross_entropy(similarity, positives)
-    accuracy = (similarity.argmax(-1) == positives).float().mean()
-    return loss, accuracy
+from jetfm.backbone.encoder import JetEncoder
+from jetfm.backbone.pretrain.augment import AugmentConfig, augment
+from jetfm.backbone.pretrain.base import Objective, register_objective
+from jetfm.backbone.pretrain.jet_term import nt_xent
+from jetfm.errors import UsageError
 
 
 @register_objective
@@ -49,7 +38,7 @@ class ContrastiveObjective(Objective):
     ) -> None:
         super().__init__(encoder)
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise UsageError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.augmentations = AugmentConfig(**(augmentations or {}))
         dim = encoder.config.embed_dim
@@ -64,7 +53,7 @@ class ContrastiveObjective(Objective):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         if batch["mask"].size(0) < 2:
-            raise ValueError("contrastive pretraining needs at least 2 jets per batch (the others are negatives)")
+            raise UsageError("contrastive pretraining needs at least 2 jets per batch (the others are negatives)")
         views = [augment(batch, self.augmentations) for _ in range(2)]
         features, vectors, mask = (torch.cat([view[key] for view in views]) for key in ("features", "vectors", "mask"))
         # both views in one call: one batch-norm statistic over both, one pass over the encoder

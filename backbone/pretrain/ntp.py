@@ -13,27 +13,35 @@ sampling thereby see exactly the same kind of input (sampling only has tokens), 
 pair-bias encoder serves both. The start token is the jet axis itself, a pseudo-particle carrying
 the whole jet pT, which is how the model learns (and sampling sets) the jet pT. The price: log E
 and log E/E_jet are those of a jet at eta = 0, not of the jet as measured.
+
+The causal pass never runs the class-attention pooling, so every step also trains the jet embedding
+on the measured jets (``backbone.pretrain.jet_term``: two augmented views of each jet with a random
+part of the particles left out, NT-Xent between their embeddings).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from backbone.config import KINEMATIC_FEATURES
-from backbone.data.features import KINEMATIC_FEATURES as FEATURE_NAMES
-from backbone.encoder import JetEncoder, pack_particles
-from backbone.pretrain.base import Objective, register_objective
-from backbone.pretrain.codebook import ParticleCodebook, sample_particles
-from backbone.train import BatchSource
+from jetfm.backbone.config import KINEMATIC_FEATURES
+from jetfm.backbone.data.features import KINEMATIC_FEATURES as FEATURE_NAMES
+from jetfm.backbone.encoder import JetEncoder, pack_particles
+from jetfm.backbone.pretrain.base import Objective, register_objective
+from jetfm.backbone.pretrain.codebook import ParticleCodebook, sample_particles
+from jetfm.backbone.pretrain.jet_term import JetViewTerm, sample_hidden
+from jetfm.backbone.train import BatchSource
+from jetfm.errors import UsageError
 
 # What a token stands for; with a jet pT this fixes a massless particle completely.
 TOKEN_COLUMNS = ("part_logptrel", "part_deta", "part_dphi")
 _LOG_PT, _LOG_PTREL = FEATURE_NAMES.index("part_pt_log"), FEATURE_NAMES.index("part_logptrel")
+# Share of each jet's particles a view for the jet-level term leaves out (MPM's default masking).
+VIEW_HIDDEN_FRACTION = 0.4
 
 
 def particle_inputs(centroids: Tensor, jet_pt: Tensor) -> tuple[Tensor, Tensor]:
@@ -55,24 +63,44 @@ class NextTokenObjective(Objective):
     """Causal next-particle-token prediction with a stop token; see the module docstring."""
 
     name = "ntp"
+    legacy_config: ClassVar[dict[str, Any]] = {"jet_weight": 0.0}
 
-    def __init__(self, encoder: JetEncoder, num_codes: int = 512, max_fit_particles: int = 200_000) -> None:
+    def __init__(
+        self,
+        encoder: JetEncoder,
+        num_codes: int = 512,
+        max_fit_particles: int = 200_000,
+        jet_weight: float = 1.0,
+        jet_temperature: float = 0.1,
+        jet_augmentations: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(encoder)
+        if jet_weight < 0:
+            raise UsageError(f"jet_weight must be >= 0 (0 turns the jet-level term off), got {jet_weight}")
         if encoder.config.input_dim != KINEMATIC_FEATURES:
-            raise ValueError(
+            raise UsageError(
                 f"NTP rebuilds the {KINEMATIC_FEATURES} kinematic features from tokens; the encoder takes "
                 f"input_dim={encoder.config.input_dim}: create it with input_dim={KINEMATIC_FEATURES}"
             )
         self.max_fit_particles = max_fit_particles
         self.codebook = ParticleCodebook(num_codes, TOKEN_COLUMNS)
         self.head = nn.Linear(encoder.config.embed_dim, num_codes + 1)  # the codes, then stop
+        self.jet_weight = jet_weight
+        self.jet_term = (
+            JetViewTerm(encoder.config.embed_dim, jet_temperature, jet_augmentations) if jet_weight > 0 else None
+        )
 
     @property
     def stop_token(self) -> int:
         return self.codebook.num_codes
 
     def objective_config(self) -> dict[str, Any]:
-        return {"num_codes": self.codebook.num_codes, "max_fit_particles": self.max_fit_particles}
+        return {
+            "num_codes": self.codebook.num_codes,
+            "max_fit_particles": self.max_fit_particles,
+            "jet_weight": self.jet_weight,
+            **(self.jet_term.settings() if self.jet_term is not None else {}),
+        }
 
     def prepare(self, data: BatchSource, seed: int = 0) -> None:
         """Fits the codebook on up to `max_fit_particles` particles of random jets of `data`."""
@@ -117,4 +145,11 @@ class NextTokenObjective(Objective):
             accuracy = (logits.argmax(-1) == targets[mask]).float().mean()
         # capped so that a diverging run logs a huge perplexity instead of raising OverflowError
         perplexity = math.exp(min(float(loss.detach()), 50.0))
-        return loss, {"accuracy": float(accuracy), "perplexity": perplexity}
+        metrics = {"token_loss": float(loss.detach()), "accuracy": float(accuracy), "perplexity": perplexity}
+        if self.jet_term is not None:
+            views = self.jet_term.views(batch)
+            kept = views["mask"] & ~sample_hidden(views["mask"], VIEW_HIDDEN_FRACTION)
+            jet_loss, jet_metrics = self.jet_term(self.encoder(views["features"], views["vectors"], kept))
+            loss = loss + self.jet_weight * jet_loss
+            metrics.update(jet_metrics)
+        return loss, metrics

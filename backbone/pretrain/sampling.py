@@ -20,10 +20,11 @@ import torch
 import vector
 from torch import Tensor
 
-from backbone.atomic import new_figure, save_figure
-from backbone.data.jets import JetSelection, delta_phi, substructure
-from backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES
-from backbone.pretrain.ntp import NextTokenObjective
+from jetfm.backbone.atomic import new_figure, save_figure
+from jetfm.backbone.data.jets import JetSelection, delta_phi, substructure
+from jetfm.backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES
+from jetfm.backbone.pretrain.ntp import NextTokenObjective
+from jetfm.errors import UsageError
 
 # A jet of one massless particle has no mass and no substructure: the stop token is withheld
 # until a jet has this many particles.
@@ -74,15 +75,15 @@ def _check_sampling_arguments(
 ) -> None:
     limit = objective.encoder.config.max_particles
     if n_jets < 1:
-        raise ValueError(f"n_jets must be >= 1, got {n_jets}")
+        raise UsageError(f"n_jets must be >= 1, got {n_jets}")
     if not jet_pt > 0:
-        raise ValueError(f"jet_pt must be > 0 GeV, got {jet_pt}")
+        raise UsageError(f"jet_pt must be > 0 GeV, got {jet_pt}")
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise UsageError(f"temperature must be > 0, got {temperature}")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be None or >= 1, got {top_k}")
+        raise UsageError(f"top_k must be None or >= 1, got {top_k}")
     if not MIN_PARTICLES <= max_particles <= limit:
-        raise ValueError(
+        raise UsageError(
             f"max_particles must be in {MIN_PARTICLES}..{limit} (the model's max_particles), got {max_particles}"
         )
 

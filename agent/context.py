@@ -1,0 +1,53 @@
+"""What a request is planned against: the workspace's artifacts and the conversation so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PlanContext:
+    """The artifacts a request may refer to, most recent first (the catalog, plus what earlier calls
+    of the conversation created), and the calls of the conversation's previous turn (``previous``,
+    in the order they ran), which "it", "that job" and "do the same" refer to."""
+
+    datasets: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)
+    previous: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NeedsAnswer(Exception):
+    """A required argument the request does not ground (no dataset named, none made, none in the
+    conversation): the router asks back instead of guessing; the message is the question."""
+
+
+_MADE = {"generate_dataset": "datasets", "import_dataset": "datasets", "pretrain": "models", "finetune": "models"}
+_USED = {"dataset": "datasets", "reference": "datasets", "model": "models", "index": "indexes"}
+
+
+def after_turn(context: PlanContext, calls: list[dict[str, Any]], jobs: list[str] = ()) -> PlanContext:
+    """``context`` once a turn made ``calls``: what they made or used comes first (most recent
+    first), the jobs they started first among the jobs, and they become the previous turn."""
+    lists = {"datasets": list(context.datasets), "models": list(context.models), "indexes": list(context.indexes)}
+    for call in calls:
+        args = call.get("args") or {}
+        named: list[tuple[str, Any]] = [(kind, args.get(key)) for key, kind in _USED.items()]
+        if call.get("tool") in _MADE:
+            named.append((_MADE[call["tool"]], args.get("name")))
+        if call.get("tool") == "build_index" and args.get("dataset"):
+            default = f"idx-{args['dataset']}-{args.get('model') or 'jetfm-default'}"
+            named.append(("indexes", args.get("name") or default))
+        for kind, name in named:
+            if isinstance(name, str) and name:
+                lists[kind] = [name, *[n for n in lists[kind] if n != name]]
+    started = [j for j in jobs if j]
+    return PlanContext(
+        datasets=lists["datasets"],
+        models=lists["models"],
+        indexes=lists["indexes"],
+        jobs=[*started, *[j for j in context.jobs if j not in started]],
+        previous=[dict(c) for c in calls],
+    )

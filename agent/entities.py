@@ -1,0 +1,164 @@
+"""What a request names, typed: the workspace's artifacts by role (dataset, model, index, job),
+names for new artifacts, file paths, numbers with what they count, and the lexicon's physics words
+(agent/lexicon.py). The router shows them to the model on a ``Found:`` line and offers them as the
+candidates of the matching arguments; the model binds them to slots (or leaves them out).
+
+    extract("Fine-tune fm_mpm on ttbar_hi", PlanContext(datasets=["ttbar_hi"], models=["fm_mpm"]))
+    -> datasets ["ttbar_hi"], models ["fm_mpm"]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from jetfm.agent.context import PlanContext
+from jetfm.agent.lexicon import DEFAULT_MODEL, find_terms, mentions_default_model, name_classes
+from jetfm.agent.numbers import Number, typed_numbers
+
+# A name as people type it: letters, digits and _ . - inside.
+NAME_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*[A-Za-z0-9_]|[A-Za-z0-9]")
+# A file or folder as people type it: with a slash, or a name with a jet-file extension.
+PATH = re.compile(r"[\w~.\-]*/[\w~./\-]*[\w/]|[\w.\-]+\.(?:root|h5|hdf5|parquet)\b")
+JOB = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
+STOPWORDS = {"a", "an", "the", "of", "in", "on", "to", "for", "and", "or", "with", "it", "is", "me", "my", "i"}
+_NAMING = re.compile(
+    r"\b(?:called|named|name it|call it|name:|names? (?:it|them)|save (?:it |them )?(?:as|to)|under the name|"
+    r"store (?:it )?as|label it|as)\s+"
+    # "as dataset notes", "as a new model tagger": the kind of artifact may come between.
+    r"(?:(?:a |an |the |new )*(?:dataset|model|sample|index)\s+(?:called\s+|named\s+)?(?=[\"'`]?[A-Za-z0-9_]))?"
+    r"[\"'`]?([A-Za-z0-9_][\w.\-]*[A-Za-z0-9_]|[A-Za-z0-9])",
+    re.IGNORECASE,
+)
+# Words after "as" that are no name ("as signal", "as a dataset", "as the reference").
+_NOT_NAMES = {
+    "a", "an", "the", "signal", "background", "reference", "well", "it", "them", "one", "before", "input", "inputs",
+    "usual", "default", "is", "dataset", "sample", "data", "model", "plot", "histogram", "soon", "much",
+    "many", "if", "we", "you", "i", "possible", "needed", "follows", "such", "baseline", "bkg", "sig", "training",
+}
+# Words that point back at something the conversation or this request already named.
+_THINGS = r"(?:dataset|sample|data|jets|model|classifier|tagger|backbone|job|index|result|one|plot|search|run|scan)"
+ANAPHORA = re.compile(
+    r"\b(?:it|its|itself|(?<!of )them|their|they|same|again|(?:do|repeat|like|redo|undo) that|that$|"
+    r"(?:on|of|for|with|to|from|in|into|over) (?:that|this|these|those)(?! (?:is|are|was|were|which)\b)|"
+    rf"(?:that|this|these|those|the new|the same|the) {_THINGS}s?)\b",
+    re.IGNORECASE,
+)
+# "the W sample", "that Higgs dataset": a dataset named by what it holds.
+_BY_CLASS = re.compile(
+    r"\b(?:the|that|this|my|those|these)\s+(?:\S+\s+){1,3}?(?:sample|dataset|data ?set|jets|one)s?\b", re.IGNORECASE
+)
+SIZES = ("tiny", "small", "base")
+
+
+@dataclass
+class Entities:
+    request: str = ""
+    terms: dict[str, list[object]] = field(default_factory=dict)  # vocabulary -> canonical values (lexicon)
+    numbers: list[Number] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # known names the request says, by role
+    models: list[str] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)
+    new_names: list[str] = field(default_factory=list)  # after "called", "named", "as", ...
+    paths: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)  # other name-like words (may name what is not known)
+    by_class: list[str] = field(default_factory=list)  # datasets "the W sample" may mean
+    anaphora: bool = False
+    sizes: list[str] = field(default_factory=list)
+
+
+def _looks_like_path(text: str) -> bool:
+    """"data/run2.root", "/eos/x", "imports/cms_opendata" are paths; "W/Z", "tau3/tau2", "light-quark/gluon" are not."""
+    if re.fullmatch(r"tau_?\d/tau_?\d", text, re.IGNORECASE):
+        return False
+    return text.startswith(("/", "~", ".")) or bool(re.search(r"\.\w+$|[\d_]", text)) or text.count("/") >= 2
+
+
+def _unique(items) -> list[str]:  # noqa: ANN001
+    return list(dict.fromkeys(items))
+
+
+def _fold(name: str) -> str:
+    return name.casefold()
+
+
+def extract(request: str, context: PlanContext | None = None) -> Entities:
+    context = context or PlanContext()
+    ent = Entities(request=request)
+    ent.jobs = _unique(JOB.findall(request))
+    text = JOB.sub(" ", request)
+    ent.paths = _unique(p for p in PATH.findall(text) if _looks_like_path(p))
+    for p in ent.paths:
+        text = text.replace(p, " ")
+    known = {
+        **{_fold(n): ("indexes", n) for n in context.indexes},
+        **{_fold(n): ("models", n) for n in context.models},
+        **{_fold(n): ("datasets", n) for n in context.datasets},
+    }
+    named_new = {m.group(1) for m in _NAMING.finditer(text) if m.group(1).lower() not in _NOT_NAMES}
+    masked = text
+    for token in NAME_TOKEN.findall(text):
+        word = token.removesuffix("'s")
+        hit = known.get(_fold(word))
+        if hit is not None:
+            getattr(ent, hit[0]).append(hit[1])
+        elif word in named_new:
+            ent.new_names.append(word)
+        else:
+            if (re.search(r"[\d_]", word) and not re.fullmatch(r"[\d.,eE+\-]+[kKmM]?|tau_?\d+|\d+q", word)
+                    and not find_terms(word)):
+                ent.words.append(word)  # looks like a name (digits or _ inside): maybe one nobody registered
+            continue
+        masked = re.sub(r"(?<![\w.\-])" + re.escape(token) + r"(?![\w\-])", " ", masked)
+    for kind in ("datasets", "models", "indexes", "new_names", "words"):
+        setattr(ent, kind, _unique(getattr(ent, kind)))
+    ent.terms = find_terms(masked)
+    if mentions_default_model(masked) and DEFAULT_MODEL not in ent.models:
+        ent.models.append(DEFAULT_MODEL)
+    ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
+    ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words))
+    ent.anaphora = bool(ANAPHORA.search(masked))
+    classes = [c for c in ent.terms.get("class", []) if isinstance(c, str)]
+    by_class = _BY_CLASS.search(masked)
+    if classes and not ent.datasets and by_class and "class" in find_terms(by_class.group(0)):
+        made = {}
+        for call in context.previous:
+            if call.get("tool") == "generate_dataset" and call["args"].get("name"):
+                made[call["args"]["name"]] = list(call["args"].get("processes") or [])
+        ent.by_class = [
+            d for d in context.datasets if set(made.get(d) or name_classes(d)) & set(classes)
+        ]
+    return ent
+
+
+def _format(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def hint_line(ent: Entities) -> str:
+    """The ``Found:`` line of the router's prompt: what the request names, typed ('' if nothing)."""
+    parts: list[str] = []
+    for vocab, values in ent.terms.items():
+        if vocab == "size":
+            continue
+        shown = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+        parts.append(f"{vocab}={shown}")
+    if ent.sizes:
+        parts.append("size=" + ",".join(ent.sizes))
+    for n in ent.numbers:
+        parts.append(f"number={_format(n.value)}" + (f" {n.role}" if n.role else ""))
+    for label, names in (
+        ("dataset", ent.datasets),
+        ("model", ent.models),
+        ("index", ent.indexes),
+        ("job", ent.jobs),
+        ("name", ent.new_names),
+        ("path", ent.paths),
+        ("word", ent.words),
+        ("sample", ent.by_class),
+    ):
+        parts += [f"{label}={n}" for n in names]
+    if ent.anaphora:
+        parts.append("refers=back")
+    return "; ".join(parts)

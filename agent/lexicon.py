@@ -1,0 +1,272 @@
+"""The words physicists type for the values the tools take: jet classes (from the classes table,
+backbone/data/classes.py), observables, pretraining objectives, finetuning modes, backbone sizes,
+index kinds, anomaly methods, artifact kinds, devices and per-class plotting.
+
+``find_terms`` reads a request and returns, per vocabulary, the canonical values it mentions, in
+order of appearance. The router shows them to the model as candidates and narrows an enum's choices
+to them; the model still decides whether and where a value goes. Matching works on a normalised
+text (case, plurals, hyphens, "->" / "to" / "decaying to", "b b-bar" -> "bb", tau_2/tau_1 ->
+tau21), the same normalisation for the request and for every phrase below, so a phrase is written
+once in its plainest form.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from jetfm.backbone.data.classes import JET_CLASSES, PROCESSES
+
+# --- vocabularies: canonical value -> phrases ------------------------------------------------------
+
+OBSERVABLE_WORDS: dict[str, tuple[str, ...]] = {
+    "pt": ("pt", "p_t", "transverse momentum", "jet pt", "pt spectrum"),
+    "eta": ("eta", "pseudorapidity", "rapidity"),
+    "mass": ("mass", "jet mass", "invariant mass", "m_j", "mj", "m_jet"),
+    "sdmass": (
+        "soft drop mass", "softdrop mass", "sdmass", "sd mass", "msd", "m_sd", "groomed mass",
+        "groomed jet mass", "soft drop", "softdrop", "mmdt mass",
+    ),
+    "n_constituents": (
+        "number of constituents", "constituent multiplicity", "n_constituents", "multiplicity", "constituent count",
+        "number of particles", "particle multiplicity", "particle count", "nconst", "n_const", "constituents",
+        "particles per jet",
+    ),
+    "tau21": ("tau21", "two subjettiness ratio"),
+    "tau32": ("tau32", "three subjettiness ratio"),
+}
+# A ratio named without its indices may be either.
+OBSERVABLE_AMBIGUOUS: dict[str, tuple[str, ...]] = {
+    "n subjettiness": ("tau21", "tau32"),
+    "nsubjettiness": ("tau21", "tau32"),
+}
+OBJECTIVE_WORDS: dict[str, tuple[str, ...]] = {
+    "mpm": (
+        "mpm", "masked particle", "masked particle modelling", "masked particle modeling", "masked particle likelihood",
+        "masked modelling", "masked modeling", "bert style", "masking",
+    ),
+    "contrastive": ("contrastive", "simclr", "jetclr", "infonce"),
+    "ntp": ("ntp", "next token", "autoregressive", "gpt style", "gpt like", "next particle", "generative"),
+}
+MODE_WORDS: dict[str, tuple[str, ...]] = {
+    "linear_probe": (
+        "linear probe", "linear probing", "linear_probe", "probe", "frozen", "freeze", "frozen backbone",
+        "frozen features", "linear head",
+    ),
+    "full": ("full", "full finetune", "all layers", "end to end", "unfrozen", "whole network"),
+    "scratch": (
+        "scratch", "random init", "random initialisation", "random initialization", "randomly initialised",
+        "randomly initialized", "no pretraining", "without pretraining", "untrained",
+    ),
+}
+SIZE_WORDS: dict[str, tuple[str, ...]] = {
+    "tiny": ("tiny",),
+    "small": ("small",),
+    "base": ("base", "base size", "base sized"),
+}
+INDEX_KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "flat": ("flat", "exact", "brute force", "bruteforce", "exhaustive", "flat index"),
+    "hnsw": ("hnsw", "small world", "graph based", "hnsw graph"),
+    "ivfflat": ("ivfflat", "ivf flat"),
+    "ivfpq": ("ivfpq", "ivf pq", "product quantised", "product quantized", "product quantisation",
+              "product quantization", "pq"),
+    "auto": ("auto", "automatic"),
+}
+INDEX_KIND_AMBIGUOUS: dict[str, tuple[str, ...]] = {"ivf": ("ivfflat", "ivfpq"), "inverted file": ("ivfflat", "ivfpq")}
+ANOMALY_METHOD_WORDS: dict[str, tuple[str, ...]] = {
+    "knn": ("knn", "k nn", "nearest neighbour", "nearest neighbor", "neighbours", "neighbors", "distance"),
+    "mpm": ("mpm", "reconstruction", "masked particle", "reconstruction error", "likelihood"),
+}
+ARTIFACT_KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "dataset": ("datasets", "samples", "data sets"),
+    "model": ("models", "backbones", "classifiers", "taggers", "checkpoints", "networks"),
+    "embedding": ("embeddings", "vectors", "latent vectors"),
+    "index": ("indexes", "indices", "faiss indexes", "search indexes"),
+    "plot": ("plots", "figures", "histograms", "images", "pictures"),
+    "job": ("jobs", "running", "in the background", "queue", "queued", "crunching"),
+}
+DEVICE_WORDS: dict[str, tuple[str, ...]] = {
+    "cuda": ("gpu", "cuda", "graphics card"),
+    "cpu": ("cpu", "processor", "cpu only"),
+}
+BY_LABEL_WORDS: dict[bool, tuple[str, ...]] = {
+    True: (
+        "by class", "per class", "by label", "per label", "split by", "each class", "by truth", "by truth label",
+        "per process", "by process", "class by class", "separately", "for each class", "broken down by",
+    ),
+    False: (
+        "inclusive", "inclusively", "all jets together", "together", "not split", "without splitting", "no split",
+        "one histogram", "not per class", "lumped", "combined", "overall", "not split by", "not by class",
+        "without splitting by", "not broken down", "single histogram",
+    ),
+}
+
+# Words that name the default backbone.
+DEFAULT_MODEL_WORDS = ("default backbone", "default model", "shipped backbone", "shipped model", "jetfm default",
+                       "default foundation model", "stock backbone", "pretrained backbone")
+DEFAULT_MODEL = "jetfm-default"
+
+# "top" as in "on top of", "top 5", "the top match" is not the top quark.
+_NOT_TOP = re.compile(r"(?:\bon\s+top\b|\btop\s*(?:\d|k\b|few|match|hit|result|one|ranked|of the list))")
+_NOT_W = re.compile(r"\bw/(?:o\b|\s)")
+
+# "all classes", "all five jet classes", "every process": the first N of the table, or all of it.
+_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_ALL_CLASSES = re.compile(
+    r"\b(?:all|every|each of the)\s+(?:(\d+|two|three|four|five|six|seven|eight|nine|ten)\s+)?"
+    r"(?:jet\s+)?(?:class|classe|process|processe|categorie|category|type)\b(?!\s+(?:together|lumped|combined))"
+)
+
+# --- normalisation -----------------------------------------------------------------------------------
+
+_KEEP_S = {"this", "its", "his", "has", "was", "plus", "previous", "us", "is", "as", "gas", "yes", "less", "bias",
+           "axis", "thus", "various", "numerous", "always", "towards", "perhaps", "whereas", "news"}
+
+
+def _singular(word: str) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word not in _KEEP_S:
+        return word[:-1]
+    return word
+
+
+@lru_cache(maxsize=4096)
+def normalize(text: str, singular: bool = True) -> str:
+    """Lower case, one spelling per notation, singular nouns (unless ``singular`` is false), single spaces."""
+    t = text.lower()
+    t = t.replace("\u2192", "->").replace("\u03c4", "tau").replace("\u03b7", "eta").replace("\u2013", "-")
+    t = t.replace("\u2014", " , ").replace("\u2019", "'").replace("\u0304", "")
+    t = re.sub(r"'s\b", "", t)
+    t = t.replace("'", "")
+    t = re.sub(r"\btau[_{\s]*(\d)\}?\s*/\s*tau[_{\s]*(\d)\}?", r"tau\1\2", t)  # tau_2/tau_1 -> tau21
+    t = re.sub(r"\btau[_{\s]*(\d\d)\}?", r"tau\1", t)  # tau_21, tau 21, tau_{21}
+    t = re.sub(r"\b([bcq])[\s-]*\1?[\s-]*bar\b", r"\1\1", t)  # b b-bar, bbbar, b-bbar -> bb
+    t = re.sub(r"\b([bcq])\s+\1\b", r"\1\1", t)  # "b b" -> bb
+    t = re.sub(r"\b(h|higgs|z|w|t|top|boson)\s+(?:decaying\s+|decays\s+|going\s+)?(?:to|into)\s+(?=[a-z0-9])",
+               r"\1->", t)
+    t = re.sub(r"\s*->\s*", "->", t)
+    t = re.sub(r"(?<=[a-z0-9])-(?=[a-z])|(?<=[a-z])-(?=[0-9])", " ", t)  # light-quark -> light quark
+    t = re.sub(r"\bp_?\{?t\}?\b", "pt", t)
+    if singular:
+        t = re.sub(r"\b[a-z][a-z0-9]*s\b", lambda m: _singular(m.group(0)), t)
+    return " ".join(t.split())
+
+
+# --- matching ----------------------------------------------------------------------------------------
+
+
+def class_phrases() -> dict[str, tuple[str, ...]]:
+    """Every phrase the classes table gives for a class: its process name, synonyms, names, label."""
+    return {c.name: (c.name, *c.synonyms, *c.names, c.label) for c in JET_CLASSES}
+
+
+VOCABULARIES: dict[str, dict[object, tuple[str, ...]]] = {
+    "class": class_phrases(),  # type: ignore[dict-item]
+    "observable": {**OBSERVABLE_WORDS},  # type: ignore[dict-item]
+    "objective": {**OBJECTIVE_WORDS},  # type: ignore[dict-item]
+    "mode": {**MODE_WORDS},  # type: ignore[dict-item]
+    "size": {**SIZE_WORDS},  # type: ignore[dict-item]
+    "index_kind": {**INDEX_KIND_WORDS},  # type: ignore[dict-item]
+    "anomaly_method": {**ANOMALY_METHOD_WORDS},  # type: ignore[dict-item]
+    "artifact_kind": {**ARTIFACT_KIND_WORDS},  # type: ignore[dict-item]
+    "device": {**DEVICE_WORDS},  # type: ignore[dict-item]
+    "by_label": {**BY_LABEL_WORDS},  # type: ignore[dict-item]
+}
+_AMBIGUOUS = {"observable": OBSERVABLE_AMBIGUOUS, "index_kind": INDEX_KIND_AMBIGUOUS}
+
+# Which vocabulary fills which tool field ("*": any tool).
+FIELD_VOCABULARY: dict[tuple[str, str], str] = {
+    ("*", "processes"): "class",
+    ("*", "classes"): "class",
+    ("search_similar", "labels"): "class",
+    ("*", "signal"): "class",
+    ("*", "observable"): "observable",
+    ("*", "objective"): "objective",
+    ("*", "mode"): "mode",
+    ("*", "size"): "size",
+    ("build_index", "kind"): "index_kind",
+    ("list_artifacts", "kind"): "artifact_kind",
+    ("*", "method"): "anomaly_method",
+    ("*", "by_label"): "by_label",
+}
+
+
+def vocabulary_of(tool: str, field: str) -> str | None:
+    return FIELD_VOCABULARY.get((tool, field)) or FIELD_VOCABULARY.get(("*", field))
+
+
+_PLURAL_VOCABULARIES = {"artifact_kind"}
+
+
+@lru_cache(maxsize=2)
+def _patterns(plural: bool = False) -> list[tuple[re.Pattern[str], str, tuple[object, ...]]]:
+    """(pattern, vocabulary, values), longest phrase first, so that "soft drop mass" wins over "mass".
+    ``plural``: the vocabularies whose plurals matter, matched on the text as written."""
+    entries: list[tuple[str, str, tuple[object, ...]]] = []
+    for vocab, table in VOCABULARIES.items():
+        if (vocab in _PLURAL_VOCABULARIES) != plural:
+            continue
+        for value, phrases in table.items():
+            entries += [(normalize(p, not plural), vocab, (value,)) for p in phrases]
+        for phrase, values in _AMBIGUOUS.get(vocab, {}).items():
+            entries.append((normalize(phrase, not plural), vocab, values))
+    entries = [e for e in entries if e[0]]
+    entries.sort(key=lambda e: -len(e[0]))
+    return [(re.compile(r"(?<![\w>-])" + re.escape(p) + r"(?![\w-]|->)"), v, vals) for p, v, vals in entries]
+
+
+def find_terms(text: str) -> dict[str, list[object]]:
+    """Per vocabulary, the canonical values ``text`` mentions, in order of appearance (each once)."""
+    found: list[tuple[int, str, object, bool]] = []
+    for plural in (False, True):
+        t = normalize(text, singular=not plural)
+        taken: dict[str, list[bool]] = {}  # per vocabulary: "masked particle" may be an objective and a method
+        for pattern, vocab, values in _patterns(plural):
+            for m in pattern.finditer(t):
+                mask = taken.setdefault(vocab, [False] * len(t))
+                if any(mask[m.start() : m.end()]):
+                    continue
+                if vocab == "class" and values == ("top",) and _NOT_TOP.search(t, max(0, m.start() - 3), m.end() + 12):
+                    continue
+                if vocab == "class" and values == ("wqq",) and _NOT_W.match(t, m.start()):
+                    continue
+                for i in range(m.start(), m.end()):
+                    mask[i] = True
+                found += [(m.start(), vocab, v, len(values) > 1) for v in values]
+    # "N-subjettiness ratio tau32": where a value is named, a phrase that may mean several does not add others
+    named = {(f[1], f[2]) for f in found if not f[3]}
+    named_vocabs = {v for v, _ in named}
+    found = [f for f in found if not f[3] or f[1] not in named_vocabs or (f[1], f[2]) in named]
+    t = normalize(text)
+    m = _ALL_CLASSES.search(t)
+    if m:
+        n = m.group(1)
+        count = len(PROCESSES) if n is None else int(_NUMBER_WORDS.get(n, n))
+        found += [(m.start(), "class", p, False) for p in PROCESSES[: max(2, min(count, len(PROCESSES)))]]
+    out: dict[str, list[object]] = {}
+    for _, vocab, value, _ in sorted(found, key=lambda f: f[0]):
+        values = out.setdefault(vocab, [])
+        if value not in values:
+            values.append(value)
+    return out
+
+
+def mentions_default_model(text: str) -> bool:
+    t = normalize(text)
+    return any(re.search(r"\b" + re.escape(normalize(w)) + r"\b", t) for w in DEFAULT_MODEL_WORDS)
+
+
+def name_classes(name: str) -> list[str]:
+    """The classes a dataset's name suggests: ``wjets_2k`` -> wqq, ``ttbar_hi`` -> top, ``hbb-sig`` -> hbb."""
+    short: dict[str, str] = {}
+    for c in JET_CLASSES:
+        for word in (c.name, *c.synonyms):
+            w = re.sub(r"[^a-z0-9]", "", word.lower())
+            if w and w not in short:
+                short[w] = c.name
+    out = []
+    for part in re.split(r"[-_.\d\s]+", name.lower()):
+        for stem in (part, part.removesuffix("jets"), part.removesuffix("jet"), part.removesuffix("s")):
+            if stem in short and short[stem] not in out:
+                out.append(short[stem])
+                break
+    return out

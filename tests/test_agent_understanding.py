@@ -1,0 +1,295 @@
+"""How the assistant reads a request, without a model: the lexicon of physics words, numbers with
+what they count, artifacts by role, what a follow-up turn refers to, when it asks back, the answer
+it writes from tool results, and the cache of the embedded model's weights."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from jetfm.agent.answers import answer, sentence
+from jetfm.agent.callformat import PlanContext, prompt_text, tool_fields
+from jetfm.agent.chat_model import RouterChatModel, conversation_context
+from jetfm.agent.context import NeedsAnswer, after_turn
+from jetfm.agent.entities import extract
+from jetfm.agent.graph import ChatAgent
+from jetfm.agent.lexicon import class_phrases, find_terms
+from jetfm.agent.numbers import typed_numbers
+from jetfm.agent.router import grounded_values
+from jetfm.backbone.data.classes import JET_CLASSES
+
+C1 = PlanContext(
+    datasets=["ttbar_hi", "qcd_ref", "hbb_test"],
+    models=["jetfm-default", "fm_mpm", "tagger_tq"],
+    indexes=["idx-ttbar_hi-jetfm-default"],
+    jobs=["job-20261201-143000-9f8e7d"],
+)
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("JETFM_HOME", str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+def field(tool: str, name: str):
+    return next(f for f in tool_fields(tool) if f.name == name)
+
+
+def values(request: str, context: PlanContext, tool: str, name: str, args: dict | None = None) -> list[Any]:
+    made: dict[str, list[str]] = {"dataset": [], "model": [], "index": []}
+    return grounded_values(field(tool, name), tool, extract(request, context), context, made, args or {})
+
+
+# --- the lexicon ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "vocab", "expected"),
+    [
+        ("20000 light quark and gluon jets", "class", ["qcd"]),
+        ("Make 500 Higgs to bb jets", "class", ["hbb"]),
+        ("H to b b-bar and H to c c-bar jets", "class", ["hbb", "hcc"]),
+        ("five thousand hadronic tops", "class", ["top"]),
+        ("semileptonic top jets (t -> b l nu)", "class", ["tbl"]),
+        ("all five jet classes", "class", ["qcd", "top", "wqq", "zqq", "hbb"]),
+        ("Plot the soft-drop mass split by truth label", "observable", ["sdmass"]),
+        ("the N-subjettiness ratio tau3/tau2", "observable", ["tau32"]),
+        ("tau_2/tau_1 please", "observable", ["tau21"]),
+        ("the particle multiplicity", "observable", ["n_constituents"]),
+        ("using masked-particle likelihood", "objective", ["mpm"]),
+        ("an autoregressive model", "objective", ["ntp"]),
+        ("Fit a linear probe on top of the frozen features", "mode", ["linear_probe"]),
+        ("from random initialisation", "mode", ["scratch"]),
+        ("an exact (brute-force) index", "index_kind", ["flat"]),
+        ("product-quantised IVF", "index_kind", ["ivfpq"]),
+        ("a kNN outlier search", "anomaly_method", ["knn"]),
+        ("all classes lumped together", "by_label", [False]),
+        ("which backbones do I have", "artifact_kind", ["model"]),
+    ],
+)
+def test_lexicon_reads_physics_words(text, vocab, expected):
+    assert find_terms(text).get(vocab) == expected
+
+
+def test_on_top_of_is_not_the_top_quark_and_class_words_come_from_the_table():
+    assert "class" not in find_terms("a linear probe on top of fm_mpm")
+    assert "class" not in find_terms("top 5 jets in tq5k")
+    table = {c.name: {*c.synonyms, *c.names, c.label, c.name} for c in JET_CLASSES}
+    assert {k: set(v) for k, v in class_phrases().items()} == table
+
+
+# --- numbers and what they count --------------------------------------------------------------------
+
+
+def roles(text: str) -> list[tuple[float, str]]:
+    return [(n.value, n.role) for n in typed_numbers(text, lambda words: "class" in find_terms(words))]
+
+
+def test_numbers_know_what_they_count():
+    assert roles("pretrain on qcd-bkg with lr 1e-4 and batch size 256") == [(0.0001, "lr"), (256, "batch_size")]
+    assert roles("5k top and 5k QCD jets with pT between 800 GeV and 1.2 TeV") == [
+        (5000, "jets"), (5000, "jets"), (800, "pt_min"), (1200, "pt_max"), (10000, "jets_total"),
+    ]
+    assert roles("nearest neighbours of jet 12, mass between 150 and 200 GeV") == [
+        (12, "index"), (150, "mass_min"), (200, "mass_max"),
+    ]
+    assert roles("ten thousand of them, spread over 8 workers, seed 2027") == [
+        (10000, "jets"), (8, "workers"), (2027, "seed"),
+    ]
+    assert roles("for 3000 steps on cuda:1") == [(3000, "steps")]
+    assert roles("two-prong jets, a 3000-jet sample") == [(3000, "jets")]
+
+
+def test_a_number_goes_only_where_its_words_fit():
+    ctx = PlanContext(datasets=["qcd-bkg"])
+    request = "pretrain on qcd-bkg with lr 1e-4 and batch size 256"
+    assert values(request, ctx, "pretrain", "lr") == [0.0001]
+    assert values(request, ctx, "pretrain", "batch_size") == [256]
+    assert values(request, ctx, "pretrain", "steps") == []
+    assert values("generate 5k top and 5k qcd jets", PlanContext(), "generate_dataset", "n_jets") == [5000, 10000]
+
+
+# --- artifacts by role, and asking back ---------------------------------------------------------------
+
+
+def test_artifacts_are_offered_by_role():
+    request = "Fine-tune fm_mpm on ttbar_hi"
+    assert values(request, C1, "finetune", "dataset") == ["ttbar_hi"]
+    assert values(request, C1, "finetune", "model") == ["fm_mpm"]
+    request = "run a kNN outlier search on ttbar_hi using qcd_ref as the background"
+    assert values(request, C1, "anomaly_scan", "reference", {"dataset": "ttbar_hi"}) == ["qcd_ref"]
+    assert values("finetune the default backbone on hbb_test", C1, "finetune", "model") == ["jetfm-default"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "context", "tool", "name", "asks"),
+    [
+        ("plot the mass", C1, "plot_observable", "dataset",
+         "Which dataset should I plot: ttbar_hi, qcd_ref or hbb_test?"),
+        ("describe it", C1, "describe_dataset", "dataset", "Which dataset should I describe"),
+        ("import a file for me", C1, "import_dataset", "path", "Which file should I import?"),
+        ("cancel the job", PlanContext(jobs=["job-20261202-091500-00ab12", "job-20261202-080000-77cc01"]),
+         "cancel_job", "job_id", "Which job: job-20261202-091500-00ab12 or job-20261202-080000-77cc01?"),
+    ],
+)
+def test_an_open_required_argument_is_asked_back(request_, context, tool, name, asks):
+    from jetfm.agent.router import question_for
+
+    assert values(request_, context, tool, name) == []
+    assert question_for(tool, field(tool, name), context).startswith(asks)
+
+
+def test_the_only_dataset_or_job_needs_no_question():
+    one = PlanContext(datasets=["run2"], jobs=["job-20261201-143000-9f8e7d"])
+    assert values("plot the mass", one, "plot_observable", "dataset") == ["run2"]
+    assert values("cancel my running job", one, "cancel_job", "job_id") == ["job-20261201-143000-9f8e7d"]
+
+
+# --- follow-up turns ----------------------------------------------------------------------------------
+
+
+def turn(ctx: PlanContext, *calls: dict[str, Any]) -> PlanContext:
+    return after_turn(ctx, list(calls))
+
+
+def call(tool: str, **args: Any) -> dict[str, Any]:
+    return {"tool": tool, "args": args}
+
+
+def test_follow_up_now_finetune_the_default_backbone_on_it():
+    ctx = turn(C1, call("generate_dataset", processes=["top", "qcd"], n_jets=2000, name="tq2k"))
+    request = "now fine-tune the default backbone on it"
+    assert values(request, ctx, "finetune", "dataset") == ["tq2k"]
+    assert values(request, ctx, "finetune", "model") == ["jetfm-default"]
+    assert "Before: generate_dataset processes=top,qcd n_jets=2000 name=tq2k" in prompt_text(request, ctx)
+
+
+def test_follow_up_plot_its_mass():
+    ctx = turn(C1, call("describe_dataset", dataset="hbb_test"))
+    assert values("plot its mass", ctx, "plot_observable", "dataset") == ["hbb_test"]
+    assert values("plot its mass", ctx, "plot_observable", "observable") == ["mass"]
+
+
+def test_follow_up_do_the_same_for_the_w_sample():
+    ctx = turn(PlanContext(datasets=["wjets_2k", "zjets_2k", "mix10"]),
+               call("plot_observable", dataset="zjets_2k", observable="mass"))
+    request = "do the same for the W sample"
+    assert values(request, ctx, "plot_observable", "dataset")[0] == "wjets_2k"
+    assert "Before: plot_observable dataset=zjets_2k observable=mass" in prompt_text(request, ctx)
+
+
+def test_follow_up_cancel_that_job():
+    ctx = after_turn(C1, [call("pretrain", dataset="ttbar_hi", name="m1")], jobs=["job-20261202-100000-abcdef"])
+    assert ctx.jobs[0] == "job-20261202-100000-abcdef"
+    assert values("cancel that job", ctx, "cancel_job", "job_id") == ["job-20261202-100000-abcdef"]
+
+
+def test_follow_up_evaluate_it_on_another_dataset():
+    ctx = turn(C1, call("finetune", model="fm_mpm", dataset="ttbar_hi", name="ft_tt"))
+    assert values("evaluate it on qcd_ref", ctx, "evaluate", "model")[0] == "ft_tt"
+    assert values("evaluate it on qcd_ref", ctx, "evaluate", "dataset") == ["qcd_ref"]
+
+
+def test_follow_up_show_the_first_jet_of_that_sample():
+    ctx = turn(C1, call("generate_dataset", processes=["hbb"], n_jets=1000, name="hbb1k"))
+    assert values("show me the first jet of that sample", ctx, "show_jet", "dataset") == ["hbb1k"]
+    assert values("show me the first jet of that sample", ctx, "show_jet", "index") == []  # "first": the default 0
+
+
+def test_conversation_context_from_messages_keeps_the_previous_turn_and_its_jobs():
+    from jetfm.tools.result import ToolResult
+
+    tc = {"name": "generate_dataset", "args": {"name": "tq2k", "n_jets": 2000}, "id": "c1", "type": "tool_call"}
+    result = ToolResult(text="started", data={"job_id": "job-20261202-100000-abcdef", "state": "queued"})
+    history = [
+        HumanMessage("simulate 2k top jets called tq2k"),
+        AIMessage(content="", tool_calls=[tc]),
+        ToolMessage("started", tool_call_id="c1", name="generate_dataset", artifact={"ok": True, "result": result}),
+        AIMessage(content="Started."),
+    ]
+    ctx = conversation_context(history, PlanContext(datasets=["run2"], jobs=["job-20261130-000000-000000"]))
+    assert ctx.datasets[0] == "tq2k" and ctx.previous == [{"tool": "generate_dataset", "args": tc["args"]}]
+    assert ctx.jobs == ["job-20261202-100000-abcdef", "job-20261130-000000-000000"]
+
+
+class AskingRouter:
+    """Asks which dataset unless the request names one; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def next_call(self, request: str, context: PlanContext, done: list[dict[str, Any]]) -> dict[str, Any] | None:
+        self.asked.append(request)
+        if done:
+            return None
+        if "run2" not in request:
+            raise NeedsAnswer("Which dataset should I describe: run2 or tq5k?")
+        return {"tool": "list_artifacts", "args": {}}
+
+
+def test_the_agent_asks_back_and_a_short_reply_completes_the_request():
+    model = RouterChatModel()
+    model._router = AskingRouter()
+    agent = ChatAgent(chat_model=model)
+    first = list(agent.stream("describe the dataset", "t"))
+    assert len(first) == 1 and first[0].text == "Which dataset should I describe: run2 or tq5k?"
+    second = list(agent.stream("run2", "t"))
+    assert model._router.asked[-2] == "describe the dataset run2"
+    assert [type(e).__name__ for e in second] == ["ToolStarted", "ToolFinished", "Answer"]
+
+
+# --- answers a person reads -------------------------------------------------------------------------------
+
+
+def test_answers_say_what_was_done_and_the_key_figure():
+    report = {"accuracy": 0.912, "auc": 0.9634, "background_rejection": {"0.5": 41.7}}
+    text = sentence("evaluate", {"model": "tagger_tq", "dataset": "qcd_ref"}, report, "")
+    assert text == ("tagger_tq on qcd_ref: AUC 0.963, accuracy 0.912, background rejection 41.7 at 0.5 signal "
+                    "efficiency.")
+    started = sentence("generate_dataset", {"processes": ["hbb"], "n_jets": 500, "name": "hbb-500"},
+                       {"job_id": "job-20261202-100000-abcdef", "state": "queued"}, "")
+    assert started.startswith("Started simulating 500 hbb jets into dataset hbb-500 as background job job-2026")
+    hits = {"dataset": "run2", "results": [{"id": 17, "similarity": 0.83, "mass": 172.4, "label": 1}]}
+    assert "top match is jet #17 (similarity 0.83, mass 172 GeV" in sentence("search_text", {"query": "tops"}, hits, "")
+    empty = sentence("list_artifacts", {}, {"artifacts": [], "jobs": []}, "")
+    assert empty == "The workspace is empty."
+    failed = answer([("describe_dataset", {"dataset": "x"}, False, {}, "no dataset named 'x'")])
+    assert failed == "describe_dataset could not run: no dataset named 'x'"
+
+
+# --- the cache of the embedded model ----------------------------------------------------------------------
+
+
+def test_a_cached_copy_is_read_only_when_its_fingerprint_matches(tmp_path, monkeypatch):
+    import jetfm.agent.llm as llm
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights-1")
+    monkeypatch.setenv("JETFM_LLM_CACHE", str(tmp_path / "cache"))
+    loaded: list[str | None] = []
+
+    class Fake:
+        def __init__(self) -> None:
+            self.model, self.tokenizer, self.name = self, self, "fake"
+
+        def save_pretrained(self, folder: Any, **kwargs: Any) -> None:
+            (folder / "saved").write_text("x")
+
+    monkeypatch.setattr(llm, "load_base", lambda path=None: loaded.append(path) or Fake())
+    monkeypatch.setattr(llm, "_merge", lambda lm, adapter: lm)
+    Fake.config = type("Config", (), {})()
+    first = llm._load_embedded(adapter)
+    assert loaded == [None] and first.name == "fake"  # made from the GGUF file, then saved
+    folder = next((tmp_path / "cache").glob("SmolLM2-135M-Instruct+router-lora-*"))
+    assert json.loads((folder / "fingerprint.json").read_text()) == llm.source_fingerprint(adapter)
+    llm._load_embedded(adapter)
+    assert loaded == [None, str(folder)]  # the copy matched
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights-2")  # a retrained adapter
+    llm._load_embedded(adapter)
+    assert loaded[-1] is None  # a new fingerprint: made again, never the stale copy
