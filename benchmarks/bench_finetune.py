@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
 import shutil
 import sys
 import time
@@ -130,6 +131,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--trim", action="store_true", help="jetfm with weaver's random trimming of long jets")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (and checkpoint) every run, evaluate nothing: a later run resumes them")
+    parser.add_argument("--fresh", action="store_true", help="discard earlier runs of the same settings")
     parser.add_argument("--work", type=Path, default=Path("jetfm-workspace/bench_finetune"), help="caches, runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON path; the plot goes beside it")
     return parser.parse_args()
@@ -146,7 +150,7 @@ def train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
         batch_size=args.batch_size,
         lr=args.lr,
         warmup_steps=max(1, args.max_steps // 20),
-        checkpoint_every=args.max_steps,
+        checkpoint_every=4 * args.eval_every,  # a killed benchmark resumes where it was
         log_every=50,
         seed=seed,
         device=args.device,
@@ -157,8 +161,8 @@ def train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
 
 
 def train_network(model: nn.Module, fit: LabelSubset, val: LabelSubset, config: TrainConfig, run_dir: Path):
-    """Trains `model` with the shared recipe into a fresh `run_dir`; it ends with its best weights."""
-    shutil.rmtree(run_dir, ignore_errors=True)  # a stale run of another model would otherwise be resumed
+    """Trains `model` with the shared recipe in `run_dir` (resuming a run found there, which the
+    Trainer refuses if its settings differ); it ends with its best weights."""
     groups = model.param_groups() if hasattr(model, "param_groups") else None
     trainer = Trainer(
         model, fit, config, run_dir, param_groups=groups,
@@ -217,10 +221,19 @@ def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dic
         config = train_config(args, seed)
         if args.trim and method != "weaver_part":
             config.trim = True
-        chosen = train_network(model, fit, val, config, args.work / "runs" / f"{method}-{len(fit)}-{seed}")
+        run_dir = args.work / "runs" / f"{method}-{len(fit)}-{seed}"
+        if args.fresh:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        chosen = train_network(model, fit, val, config, run_dir)
+        # training time over every invocation that worked on this run (a resumed run adds its part)
+        clock = run_dir / "train_seconds.json"
+        earlier = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+        clock.write_text(json.dumps({"seconds": earlier + time.perf_counter() - start}))
+        start -= earlier
     seconds = time.perf_counter() - start
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"probs": model.predict_proba(ctx["test_subset"]), "seconds": seconds, "trained": trained, **chosen}
+    probs = None if args.train_only else model.predict_proba(ctx["test_subset"])
+    return {"probs": probs, "seconds": seconds, "trained": trained, **chosen}
 
 
 def summary_row(method: str, n_labels: int, seed: int, run: dict[str, Any], targets: np.ndarray) -> dict[str, Any]:
@@ -335,10 +348,11 @@ def main() -> None:
         print(f"skipping {method}: {why}", file=sys.stderr)
     pretrained = from_pretrained(args.pretrained) if args.pretrained else None
     config = pretrained.config if pretrained is not None else create_model(args.size).config
-    train, test = (open_dataset(folder, args.work, config) for folder in (args.train, args.test))
+    train = open_dataset(args.train, args.work, config)
+    test = None if args.train_only else open_dataset(args.test, args.work, config)
     pool_labels = train[:].labels
-    test_subset = LabelSubset(test, None, CLASSES, labels=test[:].labels)
-    test_targets = class_indices(test_subset.labels, CLASSES)
+    test_subset = None if test is None else LabelSubset(test, None, CLASSES, labels=test[:].labels)
+    test_targets = None if test_subset is None else class_indices(test_subset.labels, CLASSES)
     ctx = {"args": args, "config": config, "pretrained": pretrained, "train": train, "test": test,
            "test_subset": test_subset}
     rows = []
@@ -348,7 +362,13 @@ def main() -> None:
                 VALIDATION_FRACTION, seed
             )
             for method in methods:
+                if args.train_only and method == "gbdt":
+                    continue  # seconds to fit: nothing to resume
                 run = run_one(method, fit, val, seed, ctx)
+                if args.train_only:
+                    print(f"{n_labels} labels, seed {seed}, {method}: trained, best step {run['best_step']} "
+                          f"(validation AUC {run['val_auc']:.4f}) in {run['seconds']:.0f} s", flush=True)
+                    continue
                 rows.append(summary_row(method, n_labels, seed, run, test_targets))
                 r = rows[-1]
                 print(
@@ -357,6 +377,8 @@ def main() -> None:
                     f"of {r['steps_run']} ({r['train_seconds']:.0f} s)",
                     flush=True,
                 )
+    if args.train_only:
+        return
     summary = seed_summary(rows)
     tables = f"{summary_table(summary)}\n\n{runs_table(rows)}"
     print(tables)

@@ -31,6 +31,7 @@ from benchmarks.machine import machine_info  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
 SAMPLE_EVERY = 10
 SETTLED_STEP = 50  # growth is measured from here: the first steps fill caches and the optimizer state
+PHASES = ("pretrain", "finetune")
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,7 +45,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each phase")
     parser.add_argument("--work", type=Path, default=Path("jetfm-workspace/bench_memory"), help="cache, runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--phase", choices=("pretrain", "finetune"), help=argparse.SUPPRESS)
+    parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
+    parser.add_argument("--pretrained", type=Path, help="encoder the finetune starts from (default: the pretraining's)")
+    parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -64,7 +67,7 @@ def run_phase(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     data = open_cache(args.data, args.work / "cache")
-    pretrained = args.work / "pretrained"
+    pretrained = args.pretrained or args.work / "pretrained"
     if args.phase == "pretrain":
         steps = args.pretrain_steps
         model = create_objective("mpm", create_model("tiny"))
@@ -97,7 +100,7 @@ def run_phase(args: argparse.Namespace) -> dict:
     )
     Trainer(model, source, config, run_dir, param_groups=groups, on_step=on_step).fit(show_progress=False)
     if args.phase == "pretrain":
-        model.save_pretrained(pretrained)
+        model.save_pretrained(args.work / "pretrained")
     end = resident_memory()
     settled = next(s for s in samples if s["step"] >= min(SETTLED_STEP, steps))
     return {
@@ -126,8 +129,9 @@ def main() -> None:
     import jetfm
 
     code = str(Path(jetfm.__file__).resolve().parent)
-    phases = {}
-    for phase in ("pretrain", "finetune"):
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    phases = results.get(args.label, {}).get("phases", {})  # a phase run on its own joins the others
+    for phase in args.phases:
         command = [sys.executable, __file__, *sys.argv[1:], "--phase", phase]
         out = subprocess.run(command, capture_output=True, text=True)
         if out.returncode:
@@ -135,7 +139,6 @@ def main() -> None:
         phases[phase] = json.loads(out.stdout.strip().splitlines()[-1])
         summary = {k: v for k, v in phases[phase].items() if k != "samples"}
         print(json.dumps(summary), flush=True)
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results[args.label] = {**machine_info(), "jetfm_code": code, "data": str(args.data), "phases": phases}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -9,7 +9,9 @@ Two things cut that waste without changing what a model computes for any jet:
   batches, each window sorted by multiplicity and cut into batches, and the batches shuffled);
 - `fit_slots`: a batch is cut to the slots some jet uses, rounded up to a multiple of
   `PAD_MULTIPLE` (8), so that there are at most ``max_particles / 8`` distinct shapes (what
-  ``torch.compile`` and the allocator like).
+  ``torch.compile`` likes). The encoder drops slots that are padding in every jet by itself, so
+  eager training gains little from it, and augmentations that split particles use the padding:
+  the Trainer cuts batches only when it compiles or trims them.
 
 `random_trim` is a training augmentation after weaver-core's ``SequenceTrimmer``: the jets above a
 random quantile of the batch's multiplicities keep a random subset of their particles. It changes

@@ -12,6 +12,11 @@ views of a jet together and pushes them from the other jets of the batch. The em
 hold what a jet's particles agree on (prongs, mass, how the energy is shared) and tell jets apart.
 The augmentations matter: without them the views of a jet share its exact eta and pT (every
 particle's log E - log pT gives the jet's eta away), and NT-Xent matches views by those alone.
+
+Invariance to masking and soft splits also makes NT-Xent blind to how much a jet holds (its number
+of particles, its mass), which is much of what tells jet classes apart. So the embedding of each
+masked view also predicts the whole view's content (``jet_content``: log mass, log multiplicity,
+pT-weighted width), a regression on quantities computed from the input, not labels.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetfm.backbone.data.features import KINEMATIC_FEATURES
 from jetfm.backbone.pretrain.augment import AugmentConfig, augment
 from jetfm.errors import UsageError
 
@@ -53,6 +59,30 @@ def nt_xent(embeddings: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     return loss, accuracy
 
 
+_DELTA_R = KINEMATIC_FEATURES.index("part_deltaR")
+CONTENT = ("log_mass", "log_multiplicity", "width")
+
+
+def jet_content(batch: dict[str, Tensor]) -> Tensor:
+    """(B, 3) what each whole jet of ``batch`` holds: log of its mass, log of its number of
+    particles, and its pT-weighted width sum_i pT_i dR_i / sum_i pT_i."""
+    mask = batch["mask"]
+    vectors = batch["vectors"].float() * mask[..., None]
+    jet = vectors.sum(1)
+    mass2 = jet[:, 3].square() - jet[:, :3].square().sum(-1)
+    pt = torch.hypot(vectors[..., 0], vectors[..., 1])
+    width = (pt * batch["features"][..., _DELTA_R].float()).sum(1) / pt.sum(1).clamp_min(1e-8)
+    return torch.stack([0.5 * mass2.clamp_min(1e-4).log(), mask.sum(1).clamp_min(1).float().log(), width], dim=-1)
+
+
+def content_loss(head: nn.Module, jets: Tensor, views: dict[str, Tensor]) -> Tensor:
+    """MSE of ``head``'s prediction from the jet embeddings (N, D) of the ``jet_content`` of the N
+    whole jets ``views``, each quantity standardised over the batch."""
+    target = jet_content(views)
+    target = (target - target.mean(0)) / target.std(0).clamp_min(1e-6)
+    return F.mse_loss(head(jets).float(), target)
+
+
 class JetViewTerm(nn.Module):
     """NT-Xent between projections of the jet embeddings (2B, D) of two views of B jets."""
 
@@ -63,6 +93,7 @@ class JetViewTerm(nn.Module):
         self.temperature = temperature
         self.augmentations = AugmentConfig(**(augmentations or {}))
         self.projection = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.content = nn.Linear(dim, len(CONTENT))
 
     def settings(self) -> dict[str, Any]:
         return {"jet_temperature": self.temperature, "jet_augmentations": asdict(self.augmentations)}
@@ -73,6 +104,9 @@ class JetViewTerm(nn.Module):
         views = [augment(batch, self.augmentations) for _ in range(2)]
         return {name: torch.cat([view[name] for view in views]) for name in ("features", "vectors", "mask")}
 
-    def forward(self, jets: Tensor) -> tuple[Tensor, dict[str, float]]:
-        loss, accuracy = nt_xent(F.normalize(self.projection(jets), dim=-1), self.temperature)
-        return loss, {"jet_loss": float(loss.detach()), "jet_view_accuracy": float(accuracy)}
+    def forward(self, jets: Tensor, views: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Loss of the jet embeddings (2B, D) of (masked) ``views`` (2B whole jets, from ``views``)."""
+        contrast, accuracy = nt_xent(F.normalize(self.projection(jets), dim=-1), self.temperature)
+        content = content_loss(self.content, jets, views)
+        metrics = {"jet_loss": float(contrast.detach()), "jet_view_accuracy": float(accuracy)}
+        return contrast + content, {**metrics, "jet_content_loss": float(content.detach())}

@@ -164,7 +164,7 @@ class MaskedParticleObjective(Objective):
         states, jets = self.hidden_states(batch, hidden)
         loss, metrics = self.particle_loss(batch, hidden, states)
         if self.jet_term is not None:
-            jet_loss, jet_metrics = self.jet_term(jets)
+            jet_loss, jet_metrics = self.jet_term(jets, batch)
             loss = loss + self.jet_weight * jet_loss
             metrics.update(jet_metrics)
         return loss, metrics

@@ -147,9 +147,16 @@ class NextTokenObjective(Objective):
         perplexity = math.exp(min(float(loss.detach()), 50.0))
         metrics = {"token_loss": float(loss.detach()), "accuracy": float(accuracy), "perplexity": perplexity}
         if self.jet_term is not None:
-            views = self.jet_term.views(batch)
-            kept = views["mask"] & ~sample_hidden(views["mask"], VIEW_HIDDEN_FRACTION)
-            jet_loss, jet_metrics = self.jet_term(self.encoder(views["features"], views["vectors"], kept))
+            jet_loss, jet_metrics = self.jet_loss(batch)
             loss = loss + self.jet_weight * jet_loss
             metrics.update(jet_metrics)
         return loss, metrics
+
+    def jet_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """The jet-level term on the measured jets, cut (as the token sequence is) to the particles
+        the encoder takes: two augmented views, each with a random part of its particles left out."""
+        limit = self.encoder.config.max_particles
+        packed = pack_particles(batch["features"], batch["vectors"], batch["mask"])[:3]
+        views = self.jet_term.views({name: t[:, :limit] for name, t in zip(("features", "vectors", "mask"), packed)})
+        kept = views["mask"] & ~sample_hidden(views["mask"], VIEW_HIDDEN_FRACTION)
+        return self.jet_term(self.encoder(views["features"], views["vectors"], kept), views)
