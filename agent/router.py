@@ -300,7 +300,8 @@ class Router:
             for f in fields[pos:]:
                 if f.name in args:
                     continue
-                if candidates(f) or f.kind in ("text", "text_list"):
+                # free text is generated; a required new name always has the automatic one (see _value)
+                if candidates(f) or f.kind in ("text", "text_list") or (f.kind == "new_name" and f.required):
                     options.append((f" {f.name}=", ("key", f)))
                 if f.required:
                     required_left = True

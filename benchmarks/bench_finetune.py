@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import json
 import shutil
 import sys
 import time
@@ -169,7 +168,21 @@ def train_network(model: nn.Module, fit: LabelSubset, val: LabelSubset, config: 
         validate=lambda: validation_metrics(model, val), monitor="val_auc", maximize=True,
     )
     trainer.fit(show_progress=False)
-    return {"best_step": trainer.best.step, "steps_run": trainer.step, "val_auc": trainer.best.metrics["val_auc"]}
+    return {
+        "best_step": trainer.best.step,
+        "steps_run": trainer.step,
+        "val_auc": trainer.best.metrics["val_auc"],
+        "seconds": training_seconds(trainer.history),
+    }
+
+
+def training_seconds(history: list[dict[str, float]]) -> float:
+    """Seconds spent on the steps in `history`, over every invocation that trained them: each
+    invocation (a resumed one too) counts its ``seconds`` from zero. Steps redone after a kill
+    (between the last checkpoint and the kill) are not counted."""
+    seconds = [row["seconds"] for row in history]
+    ends = [a for a, b in zip(seconds, seconds[1:]) if b < a] + seconds[-1:]
+    return float(sum(ends))
 
 
 def jet_observables(cache: JetCache, indices: np.ndarray) -> np.ndarray:
@@ -225,12 +238,7 @@ def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dic
         if args.fresh:
             shutil.rmtree(run_dir, ignore_errors=True)
         chosen = train_network(model, fit, val, config, run_dir)
-        # training time over every invocation that worked on this run (a resumed run adds its part)
-        clock = run_dir / "train_seconds.json"
-        earlier = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
-        clock.write_text(json.dumps({"seconds": earlier + time.perf_counter() - start}))
-        start -= earlier
-    seconds = time.perf_counter() - start
+    seconds = chosen.pop("seconds", time.perf_counter() - start)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     probs = None if args.train_only else model.predict_proba(ctx["test_subset"])
     return {"probs": probs, "seconds": seconds, "trained": trained, **chosen}
