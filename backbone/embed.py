@@ -20,6 +20,7 @@ place, so a reader never sees half a set.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -77,6 +78,19 @@ def weights_fingerprint(encoder: JetEncoder) -> str:
         digest.update(f"{name}:{values.dtype}:{tuple(values.shape)};".encode())
         digest.update(values.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """:func:`weights_fingerprint` of the encoder saved in ``folder``; read once per version of its
+    weights file (keyed on its path, size and modification time)."""
+    weights = Path(folder).resolve() / "model.safetensors"
+    stat = weights.stat()
+    return _folder_fingerprint(str(weights.parent), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _folder_fingerprint(folder: str, size: int, mtime_ns: int) -> str:
+    return weights_fingerprint(from_pretrained(folder, device="cpu"))
 
 
 def model_ref(encoder: JetEncoder, name: str) -> ModelRef:

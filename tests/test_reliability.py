@@ -185,7 +185,7 @@ def test_a_deleted_dataset_is_flagged_and_searches_refuse(workspace, tmp_path, c
 
 
 def test_text_search_refuses_a_deleted_dataset(workspace, tmp_path):
-    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("transformers")  # the text tower
     from jetfm.retrieval.align import load_aligner
     from jetfm.retrieval.index import JetIndex
     from jetfm.tools.search import embeddings_for
@@ -203,6 +203,30 @@ def test_text_search_refuses_a_deleted_dataset(workspace, tmp_path):
     shutil.rmtree(folder)
     with pytest.raises(DataError, match="does not exist"):
         search_text("jets from the decay of a heavy particle", k=3, dataset="two")
+
+
+def test_embeddings_follow_a_model_retrained_under_the_same_name(workspace, tmp_path):
+    """Vectors of old weights are never served for new ones (a model saved again under its name, or
+    a new shipped default after an upgrade): the set is recomputed and says which weights made it."""
+    import torch
+
+    from jetfm.backbone.embed import weights_fingerprint
+    from jetfm.backbone.registry import create_model
+    from jetfm.tools.search import embeddings_for
+
+    folder = two_shards(tmp_path / "two", n=40)
+    assert main(["import", str(folder), "--name", "two"]) == 0
+    model_dir = tmp_path / "mine"
+    torch.manual_seed(0)
+    create_model("tiny").save_pretrained(model_dir)
+    first = embeddings_for(str(model_dir), "two", show_progress=False)
+    first_vectors = np.array(first.vectors)
+    torch.manual_seed(1)
+    retrained = create_model("tiny")
+    retrained.save_pretrained(model_dir)
+    second = embeddings_for(str(model_dir), "two", show_progress=False)
+    assert second.model.fingerprint == weights_fingerprint(retrained) != first.model.fingerprint
+    assert not np.allclose(np.array(second.vectors), first_vectors)
 
 
 # --- 4. every reader's layout check: wrong object kinds, shapes and dtypes --------------------------

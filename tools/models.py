@@ -5,7 +5,9 @@ with its lineage (model <- dataset)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -485,4 +487,10 @@ def sample(
 
 
 def slug(text: str) -> str:
+    """``text`` as part of an artifact name. A model given as a folder path is named by its last
+    part and a short hash of the whole path, so that two folders called ``model`` stay apart and
+    the name stays within the catalog's 64 characters."""
+    if "/" in text or os.sep in text:
+        path = str(Path(text).resolve())
+        text = f"{Path(path).name[:24]}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
