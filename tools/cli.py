@@ -297,11 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "align", cmd_align, "train a CLIP-style jet-text alignment on a dataset (captions from truth + observables)"
     )
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="labelled jets to caption (truth + observables) and align")
     p.add_argument("--model", default="jetfm-default", help="backbone whose jet embeddings are aligned")
-    p.add_argument("--name", required=True)
-    p.add_argument("--steps", type=positive_int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", required=True, help="name of the new alignment in the catalog")
+    p.add_argument("--steps", type=positive_int, default=2000, help="training steps of the projection heads")
+    p.add_argument("--seed", type=int, default=0, help="seed for captions, batches and initialisation")
 
     p = add("describe-jet", cmd_describe_jet, "the descriptions in words that best match one jet")
     p.add_argument("--dataset", required=True)

@@ -12,7 +12,7 @@ import numpy as np
 from jetfm.backbone.anomaly import knn_scores, mpm_scores, write_scores
 from jetfm.backbone.data.cache import source_fingerprint
 from jetfm.backbone.data.schema import PROCESSES
-from jetfm.backbone.embed import EmbeddingSet, embed_dataset, load_embeddings
+from jetfm.backbone.embed import EmbeddingSet, embed_dataset, folder_fingerprint, load_embeddings
 from jetfm.backbone.pretrain.base import load_objective
 from jetfm.errors import UsageError
 from jetfm.retrieval.index import JetFilter, JetIndex, RetrievalError
@@ -54,12 +54,15 @@ def embed(
 
 def embeddings_for(model: str, dataset: str, show_progress: bool = True) -> EmbeddingSet:
     """The embeddings of ``dataset`` by ``model``, computed on first use and again once the dataset's
-    files changed. A dataset whose files are gone is refused, so nothing answers from stale vectors."""
+    files or the model's weights changed (a retrained model saved under the same name, or a new
+    shipped default after an upgrade). A dataset whose files are gone is refused, so nothing answers
+    from stale vectors."""
     source = source_fingerprint(dataset_files(dataset))
     path = artifact_dir("embedding", f"emb-{slug(model)}-{slug(dataset)}")
     if (path / "manifest.json").exists():
         emb = load_embeddings(path)
-        if emb.manifest.get("source", source) == source:  # sets made before sources were recorded pass
+        same_source = emb.manifest.get("source", source) == source  # sets made before sources were recorded pass
+        if same_source and emb.model.fingerprint == folder_fingerprint(model_folder(model)):
             return emb
     embed(model, dataset, show_progress=show_progress)
     return load_embeddings(path)
