@@ -388,6 +388,9 @@ def _made(call: dict[str, Any]) -> tuple[str | None, str | None]:
     return args.get("dataset"), args.get("model")
 
 
+THIRD_STEP_SHARE = 0.3  # of the multi-step examples whose second tool can be followed by a third
+
+
 def multi_example(s: Sampler) -> Example:
     """Two or three steps; a later one works on what an earlier one made ("it", "them")."""
     ctx = random_context(s)
@@ -407,10 +410,21 @@ def multi_example(s: Sampler) -> Example:
         text2, args2 = one_call(s, second_tool, ctx, refs)
     _keep_said(text2, args2, ctx)
     second = _finish(second_tool, args2, taken | {first["args"].get("name", "")})
+    calls = [first, second]
     text = text1 + s.pick(T.JOINS) + text2
-    for call in (first, second):  # what the whole request states (a total may not survive the join)
+    # A third step on what the second made or used ("generate ..., embed them, then build an index").
+    thirds = [b for a, b in T.CHAINS if a == second_tool and b != second_tool and b not in (first_tool, "finetune")]
+    if thirds and s.chance(THIRD_STEP_SHARE):
+        third_tool = s.pick(thirds)
+        dataset, model = _made(second)
+        made_model = model if second_tool in ("pretrain", "finetune") else refs.model
+        text3, args3 = one_call(s, third_tool, ctx, _Refs(dataset=dataset or refs.dataset, model=made_model))
+        taken |= {c["args"].get("name", "") for c in calls}
+        calls.append(_finish(third_tool, args3, taken))
+        text = text1 + s.pick([", ", " and "]) + text2 + s.pick(T.JOINS) + text3
+    for call in calls:  # what the whole request states (a total may not survive the join)
         _keep_said(text, call["args"], ctx)
-    return {"request": _dress(text, s), "context": ctx, "calls": [first, second]}
+    return {"request": _dress(text, s), "context": ctx, "calls": calls}
 
 
 def same_tool_example(s: Sampler) -> Example:
