@@ -255,7 +255,8 @@ def plan_with(agent: Conversational, request: str) -> dict[str, Any]:
     if router is None:
         raise BackendUnavailable("this app's LLM is not the embedded router; plan with `jetfm ask --local`")
     plan = router().plan(request, catalog_context())
-    return {"calls": screen(plan.calls), "question": plan.question, "decision_seconds": plan.decision_seconds}
+    return {"calls": screen(plan.calls), "question": plan.question, "refusal": plan.refusal,
+            "decision_seconds": plan.decision_seconds}
 
 
 def ask_with(agent: Conversational, request: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pydantic import PrivateAttr
 from jetfm.agent.answers import answer
 from jetfm.agent.callformat import PlanContext
 from jetfm.agent.context import NeedsAnswer, after_turn
+from jetfm.agent.guard import RequestRefused
 from jetfm.backbone.data.classes import PROCESSES
 from jetfm.tools.safety import DATA_CLOSE, DATA_OPEN
 
@@ -161,6 +162,9 @@ class RouterChatModel(BaseChatModel):
                 call = self.router().next_call(request, context, done)
             except NeedsAnswer as ask:
                 message = AIMessage(content=str(ask), additional_kwargs={QUESTION_KEY: request})
+                return ChatResult(generations=[ChatGeneration(message=message)])
+            except RequestRefused as refused:
+                message = AIMessage(content=f"I did not run any part of that request: {refused}.")
                 return ChatResult(generations=[ChatGeneration(message=message)])
         if call is None:
             calls = [tc for m in turn if isinstance(m, AIMessage) for tc in m.tool_calls]

@@ -99,12 +99,13 @@ def _dry_run(args: argparse.Namespace) -> ToolResult:
     backend = {"embedded": "embedded", "hf": f"hf:{config.path}", "openai": "openai"}[config.kind]
     served = remote.try_server("plan", args.request) if _through_server(args) else None
     if isinstance(served, dict):
-        calls, question = served.get("calls", []), served.get("question")
+        calls, question, refusal = served.get("calls", []), served.get("question"), served.get("refusal")
     else:
         try:
             planner = make_planner(backend, base_url=config.base_url, model=config.model, api_key=config.api_key)
             calls = planner.plan(args.request)
             question = getattr(planner, "question", None)
+            refusal = getattr(planner, "refusal", None)
         except (BackendUnavailable, LLMUnavailable) as err:
             raise ToolError(str(err)) from None
         except Exception as err:  # a server that does not answer, a malformed reply
@@ -115,7 +116,7 @@ def _dry_run(args: argparse.Namespace) -> ToolResult:
     if calls:
         text = "Planned tool calls (nothing was run):\n" + "\n".join(lines)
     else:
-        text = question or "No tool fits that request."
+        text = question or (f"Refused, nothing planned: {refusal}." if refusal else "No tool fits that request.")
     return ToolResult(text=text, data=calls)  # type: ignore[arg-type]  # --json prints the list itself
 
 

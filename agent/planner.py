@@ -13,6 +13,7 @@ import time
 from typing import Any, Protocol
 
 from jetfm.agent.callformat import PlanContext, catalog_context
+from jetfm.agent.guard import refusal_reason
 from jetfm.errors import UsageError
 
 __all__ = ["PlanContext", "Planner", "RouterPlanner", "OpenAIPlanner", "make_planner", "catalog_context"]
@@ -21,6 +22,7 @@ __all__ = ["PlanContext", "Planner", "RouterPlanner", "OpenAIPlanner", "make_pla
 class Planner(Protocol):
     decision_seconds: list[float]
     question: str | None  # after plan(): the question asked back instead of calls (None: calls, or no tool fits)
+    refusal: str | None  # after plan(): why the whole request was refused (agent/guard.py), else None
 
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]: ...
 
@@ -51,11 +53,13 @@ class RouterPlanner:
         self.router = Router(load_router_lm(path, adapter))
         self.decision_seconds: list[float] = []
         self.question: str | None = None
+        self.refusal: str | None = None
 
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
         result = self.router.plan(request, context if context is not None else catalog_context())
         self.decision_seconds = result.decision_seconds
         self.question = result.question
+        self.refusal = result.refusal
         return screen(result.calls)
 
 
@@ -73,6 +77,7 @@ class OpenAIPlanner:
         self.max_calls = max_calls
         self.decision_seconds = []
         self.question = None
+        self.refusal = None
 
     def plan(self, request: str, context: PlanContext | None = None) -> list[dict[str, Any]]:
         from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
@@ -80,6 +85,10 @@ class OpenAIPlanner:
         from jetfm.agent.prompts import system_prompt
         from jetfm.agent.tools import langchain_tools
 
+        self.refusal = refusal_reason(request)
+        if self.refusal is not None:  # the same whole-request refusal as the embedded router
+            self.decision_seconds, self.question = [], None
+            return []
         context = context if context is not None else catalog_context()
         model = self.chat.bind_tools(langchain_tools())
         messages: list[Any] = [SystemMessage(system_prompt(context)), HumanMessage(request)]

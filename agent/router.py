@@ -42,6 +42,7 @@ from jetfm.agent.callformat import (
 )
 from jetfm.agent.context import NeedsAnswer
 from jetfm.agent.entities import Entities, extract
+from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import vocabulary_of
 from jetfm.agent.llm import LoadedLM
 from jetfm.errors import UsageError
@@ -152,6 +153,7 @@ class Plan:
     calls: list[dict[str, Any]] = field(default_factory=list)
     decision_seconds: list[float] = field(default_factory=list)
     question: str | None = None  # set when a required argument has nothing to fill it: ask, do not guess
+    refusal: str | None = None  # set when the whole request is refused (agent/guard.py): why, in words
 
 
 # How a question names what a tool would do with the dataset it lacks.
@@ -221,6 +223,9 @@ class Router:
     # --- planning ---------------------------------------------------------------------------
 
     def plan(self, request: str, context: PlanContext | None = None, max_calls: int = MAX_CALLS) -> Plan:
+        reason = refusal_reason(request)
+        if reason is not None:
+            return Plan(refusal=reason)
         context = context or PlanContext()
         ent = extract(request, context)
         dec = _Decoder(self.lm, prompt_text(request, context, ent))
@@ -241,7 +246,11 @@ class Router:
 
     def next_call(self, request: str, context: PlanContext | None, done: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The call after ``done`` (calls already made for this request), or None when finished.
-        Raises NeedsAnswer (its text: the question) when a required argument is left open."""
+        Raises NeedsAnswer (its text: the question) when a required argument is left open, and
+        RequestRefused when the whole request is out of bounds (agent/guard.py)."""
+        reason = refusal_reason(request)
+        if reason is not None:
+            raise RequestRefused(reason)
         context = context or PlanContext()
         ent = extract(request, context)
         dec = _Decoder(self.lm, prompt_text(request, context, ent))
