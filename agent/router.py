@@ -69,6 +69,18 @@ NUMBER_ROLES: dict[str, tuple[str, ...]] = {
     "mass_max": ("mass_max", "mass"),
 }
 _DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
+# Settings whose number the request names by the setting's own word (the number's role is exactly the
+# field): once stated, a call of a tool with that field writes it (see stated_settings).
+STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels")
+
+
+def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set[str]:
+    """The fields of ``tool`` whose value the request states with the field's own word and that no
+    earlier call of this plan used ("seed 7" of a generate step is not the next step's seed)."""
+    used = {float(v) for call in done for v in call["args"].values()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    names = {f.name for f in tool_fields(tool)}
+    return {n.role for n in ent.numbers if n.role in STATED_ROLES and n.role in names and n.value not in used}
 
 
 class _Decoder:
@@ -278,7 +290,7 @@ class Router:
         dec.commit(" " + tool)
         if tool == END:
             return None
-        args = self._arguments(dec, tool, ent, context, made)
+        args = self._arguments(dec, tool, ent, context, made, done)
         call = {"tool": tool, "args": args}
         if call in done:  # the same call twice is never what a request means; stop instead
             return None
@@ -286,10 +298,17 @@ class Router:
         return call
 
     def _arguments(
-        self, dec: _Decoder, tool: str, ent: Entities, context: PlanContext, made: dict[str, list[str]]
+        self,
+        dec: _Decoder,
+        tool: str,
+        ent: Entities,
+        context: PlanContext,
+        made: dict[str, list[str]],
+        done: list[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         fields = tool_fields(tool)
         args: dict[str, Any] = {}
+        stated = stated_settings(tool, ent, done)
 
         def candidates(f: FieldSpec) -> list[Any]:  # given the arguments so far (a reference is not the dataset)
             values = grounded_values(f, tool, ent, context, made, args)
@@ -315,7 +334,10 @@ class Router:
                 if f.required:
                     required_left = True
                     break
-            if not required_left:
+            # A setting the request states with its own word ("batch size 512", "20k iterations") is
+            # not left out: the call ends only once every such setting still ahead has been written.
+            unbound = any(f.name in stated and f.name not in args and candidates(f) for f in fields[pos:])
+            if not required_left and not unbound:
                 options.append((CALL_PREFIX, ("end", None)))
             if not options:  # a required field with nothing to fill it: the tool will say what is missing
                 dec.commit(CALL_PREFIX)

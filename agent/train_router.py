@@ -83,10 +83,11 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
 - **Training**: LoRA rank {card["rank"]} (alpha {2 * card["rank"]}, dropout 0.05) on the attention and MLP
   projections of layers {card.get("first_layer", 8)}-29; {card["steps"]} steps of {card["batch_size"]}
   examples, AdamW lr {card["lr"]:g} with warm-up and cosine decay, loss on the call tokens only; final
-  training loss {card["final_loss_mean_last_20"]:.3f}; {card["train_seconds"] / 60:.0f} min on 2 CPU cores.
+  training loss {card["final_loss_mean_last_20"]:.3f}; {card["train_seconds"] / 60:.0f} min on the CPU with
+  {card.get("threads", "?")} torch thread(s).
   Stored in float16.
-- **Rebuild**: `python -m jetfm.agent.train_router --write-data --n-examples {card["examples"]} \
-  --steps {card["steps"]} --batch-size {card["batch_size"]} --lr {card["lr"]:g} \
+- **Rebuild**: `python -m jetfm.agent.train_router --write-data --n-examples {card["examples"]}
+  --steps {card["steps"]} --batch-size {card["batch_size"]} --lr {card["lr"]:g}
   --first-layer {card.get("first_layer", 8)}`
 - **Measured**: see BENCHMARKS.md, "Agent routing" (`python -m benchmarks.agent_eval --backend embedded`).
 """
@@ -179,6 +180,7 @@ def train(args: argparse.Namespace) -> None:
         "first_layer": args.first_layer,
         "final_loss_mean_last_20": sum(losses[-20:]) / min(20, len(losses)),
         "train_seconds": round(time.time() - t0, 1),
+        "threads": torch.get_num_threads(),
         "losses_every_10_steps": [round(x, 4) for x in losses[::10]],
     }
     (folder / "training.json").write_text(json.dumps(card, indent=2) + "\n")
