@@ -293,3 +293,18 @@ def test_a_cached_copy_is_read_only_when_its_fingerprint_matches(tmp_path, monke
     (adapter / "adapter_model.safetensors").write_bytes(b"weights-2")  # a retrained adapter
     llm._load_embedded(adapter)
     assert loaded[-1] is None  # a new fingerprint: made again, never the stale copy
+
+
+def test_settings_stated_by_their_own_word_must_be_written():
+    """"batches of 32", "20k iterations": the call may not end before it writes them; a number an
+    earlier step of the plan used is not forced on the next one."""
+    from jetfm.agent.entities import extract
+    from jetfm.agent.router import stated_settings
+
+    ent = extract("pretrain on hbb_test, batch size 512, 20k iterations, on the GPU", C1)
+    assert stated_settings("pretrain", ent, []) == {"batch_size", "steps"}
+    ent = extract("generate 2k top jets with seed 7, then pretrain a tiny model on them", C1)
+    assert stated_settings("generate_dataset", ent, []) == {"seed"}
+    done = [{"tool": "generate_dataset", "args": {"processes": ["top"], "n_jets": 2000, "seed": 7}}]
+    assert stated_settings("pretrain", ent, done) == set()
+    assert stated_settings("describe_dataset", ent, []) == set()  # a tool without the field
