@@ -331,13 +331,12 @@ class Router:
                 # free text is generated; a required new name always has the automatic one (see _value)
                 if candidates(f) or f.kind in ("text", "text_list") or (f.kind == "new_name" and f.required):
                     options.append((f" {f.name}=", ("key", f)))
-                if f.required:
+                # A setting the request states with its own word ("batch size 512", "20k iterations")
+                # is not left out: like a required field, the call can neither end nor skip past it.
+                if f.required or (f.name in stated and candidates(f)):
                     required_left = True
                     break
-            # A setting the request states with its own word ("batch size 512", "20k iterations") is
-            # not left out: the call ends only once every such setting still ahead has been written.
-            unbound = any(f.name in stated and f.name not in args and candidates(f) for f in fields[pos:])
-            if not required_left and not unbound:
+            if not required_left:
                 options.append((CALL_PREFIX, ("end", None)))
             if not options:  # a required field with nothing to fill it: the tool will say what is missing
                 dec.commit(CALL_PREFIX)
