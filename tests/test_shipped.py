@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_pretrain import embedding_quality
 
 from jetfm.backbone.checkpoint import from_pretrained
-from jetfm.backbone.data.features import make_tensors
+from jetfm.backbone.data.features import JetTensors, make_tensors
 from jetfm.backbone.metrics import auc, roc_curve
 from jetfm.backbone.pretrain.base import load_objective
 from jetfm.backbone.registry import create_model
@@ -59,26 +60,6 @@ def test_shipped_embeddings_separate_top_from_qcd(physics_sample):
     assert pretrained > random_init, (pretrained, random_init)
 
 
-def _embed(encoder, jets) -> np.ndarray:
-    tensors = make_tensors(jets)
-    with torch.inference_mode():
-        return encoder(*(torch.from_numpy(getattr(tensors, f)) for f in ("features", "vectors", "mask"))).numpy()
-
-
-def _spread_and_purity(encoder, sample) -> tuple[float, float]:
-    """Mean cosine of different jets and 10-NN class purity over every generated class."""
-    emb = [_embed(encoder, jets) for jets in sample.values()]
-    labels = np.concatenate([np.full(len(e), i) for i, e in enumerate(emb)])
-    unit = np.concatenate(emb)
-    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    cosine = unit @ unit.T
-    n = len(unit)
-    mean_cosine = (cosine.sum() - np.trace(cosine)) / (n * (n - 1))
-    np.fill_diagonal(cosine, -np.inf)
-    neighbours = np.argsort(-cosine, axis=1)[:, :10]
-    return float(mean_cosine), float((labels[neighbours] == labels[:, None]).mean())
-
-
 def test_shipped_jet_embedding_is_trained(physics_sample):
     """Issue 11: what embed, similar, kNN anomaly and alignment read is trained by pretraining. The
     old default's jet embeddings had mean cosine 0.99 (every neighbour 'similar 0.998') and kNN class
@@ -86,7 +67,8 @@ def test_shipped_jet_embedding_is_trained(physics_sample):
     objective = load_objective(FOLDER)
     assert objective.decoder is not None and objective.jet_term is not None  # MPM v2 with the jet-level term
     torch.manual_seed(0)
-    cosine, purity = _spread_and_purity(from_pretrained(FOLDER), physics_sample)
-    random_cosine, random_purity = _spread_and_purity(create_model("tiny").eval(), physics_sample)
+    jets = JetTensors.concat([make_tensors(physics_sample[name]) for name in physics_sample])  # every class
+    purity, cosine = embedding_quality(from_pretrained(FOLDER), jets)
+    random_purity, random_cosine = embedding_quality(create_model("tiny"), jets)
     assert cosine < min(0.9, random_cosine), (cosine, random_cosine)
     assert purity > random_purity + 0.1, (purity, random_purity)
