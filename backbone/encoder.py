@@ -239,20 +239,48 @@ class Block(nn.Module):
     def __init__(self, config: EncoderConfig, drop_path: float) -> None:
         super().__init__()
         self.drop_path = drop_path
+        self.num_heads = config.num_heads
         self.attn_norm = nn.LayerNorm(config.embed_dim)
         self.attn = Attention(config.embed_dim, config.num_heads)
         self.mlp_norm = nn.LayerNorm(config.embed_dim)
+        extra_norm = nn.LayerNorm if config.block_norms else lambda _: nn.Identity()
         self.mlp = nn.Sequential(
             nn.Linear(config.embed_dim, config.mlp_dim),
             nn.GELU(),
             nn.Linear(config.mlp_dim, config.embed_dim),
         )
+        # With config.block_norms (ParT's block, after NormFormer): the attention output and the MLP's
+        # hidden activation are normalised before they reach the residual stream or the second layer,
+        # and learned scales weigh each head and each residual channel. Identity/None otherwise.
+        self.post_attn_norm = extra_norm(config.embed_dim)
+        self.post_act_norm = extra_norm(config.mlp_dim)
+        self.head_scale = nn.Parameter(torch.ones(config.num_heads)) if config.block_norms else None
+        self.residual_scale = nn.Parameter(torch.ones(config.embed_dim)) if config.block_norms else None
         self.register_load_state_dict_pre_hook(_renumber_mlp_of_dropout_blocks)
 
     def forward(self, x: Tensor, bias: Tensor, context: Tensor | None = None) -> Tensor:
         h = self.attn_norm(x if context is None else torch.cat([x, context], dim=1))
-        x = x + drop_path(self.attn(h[:, : x.size(1)], h, bias), self.drop_path, self.training)
-        return x + drop_path(self.mlp(self.mlp_norm(x)), self.drop_path, self.training)
+        attended = self.attn(h[:, : x.size(1)], h, bias)
+        if self.head_scale is not None:
+            attended = (attended.unflatten(-1, (self.num_heads, -1)) * self.head_scale[:, None]).flatten(-2)
+        x = x + drop_path(self.post_attn_norm(attended), self.drop_path, self.training)
+        hidden = self.post_act_norm(self.mlp[1](self.mlp[0](self.mlp_norm(x))))
+        residual = x if self.residual_scale is None else x * self.residual_scale
+        return residual + drop_path(self.mlp[2](hidden), self.drop_path, self.training)
+
+
+def init_linear(linear: nn.Linear, scheme: str, stacked: int = 1) -> None:
+    """`scheme` "normal": truncated normal of std 0.02 (GPT-2; small next to 1/sqrt(fan_in) for
+    narrow layers); "xavier": uniform with variance 2 / (fan_in + fan_out), where a weight that
+    stacks `stacked` projections (key and value) counts the fan-out of one, as ParT's MoCo-v3 init
+    treats q, k and v separately. Biases start at zero."""
+    if scheme == "normal":
+        nn.init.trunc_normal_(linear.weight, std=0.02)
+    else:
+        fan_out, fan_in = linear.weight.size(0) // stacked, linear.weight.size(1)
+        bound = math.sqrt(6.0 / (fan_out + fan_in))
+        nn.init.uniform_(linear.weight, -bound, bound)
+    nn.init.zeros_(linear.bias)
 
 
 def _renumber_mlp_of_dropout_blocks(module: nn.Module, state: dict[str, Tensor], prefix: str, *_: object) -> None:
@@ -336,14 +364,19 @@ class JetEncoder(PretrainedModel, nn.Module):
         skip = set(self.pair_embed.modules()) if self.config.pair_norm else set()
         for module in self.modules():
             if isinstance(module, nn.Linear) and module not in skip:
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+                init_linear(module, self.config.init)
+            if isinstance(module, Attention):
+                init_linear(module.key_value, self.config.init, stacked=2)
         # GPT-2: shrink the projections that write into the residual stream, so its variance stays
         # ~constant with depth
         depth = self.config.num_layers + self.config.num_class_layers
         for block in (*self.blocks, *self.class_blocks):
             for linear in (block.attn.proj, block.mlp[-1]):
-                nn.init.trunc_normal_(linear.weight, std=0.02 / math.sqrt(2 * depth))
+                if self.config.init == "normal":
+                    nn.init.trunc_normal_(linear.weight, std=0.02 / math.sqrt(2 * depth))
+                else:
+                    with torch.no_grad():
+                        linear.weight.div_(math.sqrt(2 * depth))
         nn.init.trunc_normal_(self.class_token, std=0.02)
 
     def forward(self, features: Tensor, vectors: Tensor, mask: Tensor) -> Tensor:

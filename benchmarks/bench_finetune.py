@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
 import shutil
 import sys
 import time
@@ -118,6 +119,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test", type=Path, required=True, help="dataset folder of ROOT shards: the test set")
     parser.add_argument("--pretrained", type=Path, help="pretrained model folder (full, mlp_probe, linear_probe)")
     parser.add_argument("--size", default="tiny", choices=list_models(), help="network size without --pretrained")
+    parser.add_argument("--encoder", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="EncoderConfig fields changed for scratch (e.g. block_norms=true init=xavier)")
     parser.add_argument("--labels", nargs="+", type=int, default=[1000], help="labelled jets (train + validation)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="label subset, init and batches")
     parser.add_argument("--methods", nargs="+", default=["scratch", "weaver_part"], choices=METHODS)
@@ -136,6 +139,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("jetfm-workspace/bench_finetune"), help="caches, runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON path; the plot goes beside it")
     return parser.parse_args()
+
+
+def encoder_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` strings -> EncoderConfig overrides, values read as JSON where they parse
+    (true, 0.1, [64, 64]) and as strings otherwise (xavier)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--encoder expects FIELD=VALUE, got {pair!r}")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value
+    return overrides
 
 
 def open_dataset(folder: Path, work: Path, encoder: EncoderConfig) -> JetCache:
@@ -234,7 +252,8 @@ def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dic
         config = train_config(args, seed)
         if args.trim and method != "weaver_part":
             config.trim = True
-        run_dir = args.work / "runs" / f"{method}-{len(fit)}-{seed}"
+        variant = "".join(f"-{o}" for o in args.encoder) if method == "scratch" else ""
+        run_dir = args.work / "runs" / f"{method}{variant}-{len(fit)}-{seed}"
         if args.fresh:
             shutil.rmtree(run_dir, ignore_errors=True)
         chosen = train_network(model, fit, val, config, run_dir)
@@ -356,6 +375,7 @@ def main() -> None:
         print(f"skipping {method}: {why}", file=sys.stderr)
     pretrained = from_pretrained(args.pretrained) if args.pretrained else None
     config = pretrained.config if pretrained is not None else create_model(args.size).config
+    config = config.replace(**encoder_overrides(args.encoder))
     train = open_dataset(args.train, args.work, config)
     test = None if args.train_only else open_dataset(args.test, args.work, config)
     pool_labels = train[:].labels

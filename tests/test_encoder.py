@@ -199,6 +199,40 @@ def test_pair_bias_is_live_at_initialisation(name: str) -> None:
     assert gradient > 1e-3, gradient
 
 
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_a_fresh_encoder_tells_jets_apart_and_its_attention_trains(name: str) -> None:
+    """ParT's blocks (post-attention and post-activation norms, head and residual scales) with its
+    Xavier init: a freshly built encoder already gives different jets different embeddings, and every
+    block's attention weights get a gradient of their own scale. With pre-norm-only blocks at std 0.02
+    the embeddings of different jets had mean cosine 0.99 and the query gradients were ~2% of the
+    weights: from scratch, 800 top/QCD labels reached validation AUC 0.957 instead of 0.978."""
+    torch.manual_seed(0)
+    model = create_model(name, dropout=0.0).train()
+    features, vectors, mask = make_jets([30, 20, 40, 10] * 8, slots=40)
+    model(features, vectors, mask)[:, 0].sum().backward()
+    for block in model.blocks:
+        weight = block.attn.query.weight
+        assert weight.grad.norm() / weight.norm() > 0.1
+    with torch.no_grad():
+        unit = torch.nn.functional.normalize(model.eval()(features, vectors, mask), dim=1)
+    cosine = unit @ unit.T
+    assert cosine[~torch.eye(len(cosine), dtype=torch.bool)].mean() < 0.8
+
+
+def test_a_block_without_heads_adds_nothing_from_attention() -> None:
+    """The learned per-head scale weighs each head's output before the post-attention norm: with
+    every head at zero, the attention branch adds nothing and the block is its MLP branch alone."""
+    torch.manual_seed(0)
+    block = create_model("tiny", dropout=0.0).eval().blocks[0]
+    with torch.no_grad():
+        block.head_scale.zero_()
+        x = torch.randn(2, 5, block.attn_norm.normalized_shape[0])
+        out = block(x, torch.zeros(2, 1, 5, 5))
+        mlp = block.mlp
+        expected = x * block.residual_scale + mlp[2](block.post_act_norm(mlp[1](mlp[0](block.mlp_norm(x)))))
+    torch.testing.assert_close(out, expected)
+
+
 def test_pair_batch_norm_sees_real_pairs_only() -> None:
     """Pairs with padding (and a particle with itself) never enter the statistics: the bias of the
     real pairs is the same with any amount of padding, and with other values in the padded slots."""
@@ -238,20 +272,22 @@ def test_drop_path_drops_whole_branches_of_random_jets() -> None:
 
 
 def test_folders_saved_before_pair_norm_and_drop_path_still_load(tmp_path: Path) -> None:
-    """Old folders: no `pair_norm` in config.json (the pair MLP had no batch norms) and blocks whose
-    MLP had a dropout layer, so its second Linear was `mlp.3`. They load, with the same outputs."""
-    model = eval_model(pair_norm=False)
+    """Old folders: no `pair_norm` or `block_norms` in config.json (no batch norms in the pair MLP,
+    pre-norm-only blocks) and blocks whose MLP had a dropout layer, so its second Linear was `mlp.3`.
+    They load, with the same outputs."""
+    model = eval_model(pair_norm=False, block_norms=False, init="normal")
     folder = model.save_pretrained(tmp_path / "old")
     config_path = folder / "config.json"
     stored = json.loads(config_path.read_text())
-    del stored["config"]["pair_norm"]
+    for name in ("pair_norm", "block_norms", "init"):
+        del stored["config"][name]
     config_path.write_text(json.dumps(stored))
     state = read_weights(folder / "model.safetensors", "")
     old_names = {re.sub(r"^((class_)?blocks\.\d+\.mlp)\.2\.", r"\1.3.", k): v for k, v in state.items()}
     assert old_names.keys() != state.keys()
     write_weights(folder / "model.safetensors", old_names)
     loaded = from_pretrained(folder)
-    assert not loaded.config.pair_norm
+    assert not loaded.config.pair_norm and not loaded.config.block_norms
     features, vectors, mask = make_jets([5, 8], slots=8)
     with torch.no_grad():
         assert torch.equal(loaded(features, vectors, mask), model(features, vectors, mask))
