@@ -67,7 +67,8 @@ SIZE_WORDS: dict[str, tuple[str, ...]] = {
 INDEX_KIND_WORDS: dict[str, tuple[str, ...]] = {
     "flat": ("flat", "exact", "brute force", "bruteforce", "exhaustive", "flat index"),
     "hnsw": ("hnsw", "small world", "graph based", "hnsw graph"),
-    "ivfflat": ("ivfflat", "ivf flat"),
+    # "ivf flat index" outranks "flat index" (longest phrase first)
+    "ivfflat": ("ivfflat", "ivf flat", "ivf flat index", "ivfflat index", "inverted file flat"),
     "ivfpq": ("ivfpq", "ivf pq", "product quantised", "product quantized", "product quantisation",
               "product quantization", "pq"),
     "auto": ("auto", "automatic"),

@@ -72,6 +72,8 @@ _DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
 # Settings whose number the request names by the setting's own word (the number's role is exactly the
 # field): once stated, a call of a tool with that field writes it (see stated_settings).
 STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels")
+# Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
+JETS_ARE_K = ("search_similar", "search_text")
 
 
 def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set[str]:
@@ -80,7 +82,8 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     used = {float(v) for call in done for v in call["args"].values()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
     names = {f.name for f in tool_fields(tool)}
-    return {n.role for n in ent.numbers if n.role in STATED_ROLES and n.role in names and n.value not in used}
+    roles = {"k" if n.role == "jets" and tool in JETS_ARE_K else n.role for n in ent.numbers if n.value not in used}
+    return {role for role in roles if role in STATED_ROLES and role in names}
 
 
 class _Decoder:
@@ -407,7 +410,10 @@ def grounded_values(
     if f.kind in ("int", "float"):
         used = [v for v in args.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         said = [n.value for n in ent.numbers]
-        fits = [n.value for n in ent.numbers if n.role in NUMBER_ROLES.get(f.name, ("",)) or not n.role]
+        roles = NUMBER_ROLES.get(f.name, ("",))
+        if f.name == "n_jets" and any(n.role == "jets_total" for n in ent.numbers):
+            roles = ("jets_total",)  # "5k top and 5k QCD": n_jets is the total, the parts are no choice
+        fits = [n.value for n in ent.numbers if n.role in roles or not n.role]
         fits += [v for v in _again(f, tool, context) if isinstance(v, (int, float)) and not isinstance(v, bool)]
         values = [v for v in fits if f.accepts(v) and (v not in used or said.count(v) > 1)]
         if f.kind == "int":

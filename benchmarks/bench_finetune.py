@@ -115,8 +115,11 @@ class WeaverClassifier(nn.Module):
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, required=True, help="dataset folder of ROOT shards: the label pool")
-    parser.add_argument("--test", type=Path, required=True, help="dataset folder of ROOT shards: the test set")
+    parser.add_argument("--train", type=Path, help="dataset folder of ROOT shards: the label pool")
+    parser.add_argument("--test", type=Path, help="dataset folder of ROOT shards: the test set")
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
+                        help="train nothing: merge the runs of earlier result files (e.g. methods run in "
+                             "parallel processes on the same data) into --out, with one table and plot")
     parser.add_argument("--pretrained", type=Path, help="pretrained model folder (full, mlp_probe, linear_probe)")
     parser.add_argument("--size", default="tiny", choices=list_models(), help="network size without --pretrained")
     parser.add_argument("--encoder", nargs="+", default=[], metavar="FIELD=VALUE",
@@ -366,8 +369,37 @@ def available_methods(requested: list[str], pretrained: Path | None) -> tuple[li
     return [m for m in requested if m not in skipped], skipped
 
 
+def combine(parts: list[Path], out: Path) -> None:
+    """One result file from several runs of this benchmark on the same test set."""
+    loaded = [json.loads(path.read_text()) for path in parts]
+    counts = {json.dumps(part["test_class_counts"], sort_keys=True) for part in loaded}
+    if len(counts) != 1:
+        raise SystemExit(f"--combine: the files were tested on different test sets ({sorted(counts)}); "
+                         "only runs on one test set can share a table")
+    rows = [row for part in loaded for row in part["results"]]
+    summary = seed_summary(rows)
+    tables = f"{summary_table(summary)}\n\n{runs_table(rows)}"
+    print(tables)
+    plot = plot_auc(summary, out.with_name(f"{out.stem}_auc.png"))
+    write_json(out, {
+        **{k: loaded[0][k] for k in ("date", "machine", "test_class_counts")},
+        "combined_from": [{"file": str(path), "date": part["date"], "settings": part["settings"],
+                           "machine": part["machine"]} for path, part in zip(parts, loaded)],
+        "plot": str(plot),
+        "tables_markdown": tables,
+        "summary": summary,
+        "results": rows,
+    })
+    print(f"wrote {out} and {plot}")
+
+
 def main() -> None:
     args = parse_args()
+    if args.combine:
+        combine(args.combine, args.out)
+        return
+    if args.train is None or args.test is None:
+        raise SystemExit("bench_finetune: --train and --test are required (or --combine JSON files)")
     if args.threads:
         torch.set_num_threads(args.threads)
     methods, skipped = available_methods(args.methods, args.pretrained)
@@ -397,7 +429,8 @@ def main() -> None:
                     print(f"{n_labels} labels, seed {seed}, {method}: trained, best step {run['best_step']} "
                           f"(validation AUC {run['val_auc']:.4f}) in {run['seconds']:.0f} s", flush=True)
                     continue
-                rows.append(summary_row(method, n_labels, seed, run, test_targets))
+                label = f"{method}[{','.join(args.encoder)}]" if method == "scratch" and args.encoder else method
+                rows.append(summary_row(label, n_labels, seed, run, test_targets))
                 r = rows[-1]
                 print(
                     f"{n_labels} labels, seed {seed}, {method}: AUC {r['auc']:.4f}, 1/eps_B@0.3 "

@@ -66,6 +66,7 @@ def values(request: str, context: PlanContext, tool: str, name: str, args: dict 
         ("from random initialisation", "mode", ["scratch"]),
         ("an exact (brute-force) index", "index_kind", ["flat"]),
         ("product-quantised IVF", "index_kind", ["ivfpq"]),
+        ("set up an IVF-flat index", "index_kind", ["ivfflat"]),
         ("a kNN outlier search", "anomaly_method", ["knn"]),
         ("all classes lumped together", "by_label", [False]),
         ("which backbones do I have", "artifact_kind", ["model"]),
@@ -110,7 +111,12 @@ def test_a_number_goes_only_where_its_words_fit():
     assert values(request, ctx, "pretrain", "lr") == [0.0001]
     assert values(request, ctx, "pretrain", "batch_size") == [256]
     assert values(request, ctx, "pretrain", "steps") == []
-    assert values("generate 5k top and 5k qcd jets", PlanContext(), "generate_dataset", "n_jets") == [5000, 10000]
+    # n_jets is the total over processes: the per-class counts are not offered beside their sum
+    assert values("generate 5k top and 5k qcd jets", PlanContext(), "generate_dataset", "n_jets") == [10000]
+    assert values("simulate 2k W, 2k Z and 2k QCD jets", PlanContext(), "generate_dataset", "n_jets") == [6000]
+    # two samples, named apart: no total, each count stays
+    request = "a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD sample called qcd3k"
+    assert values(request, PlanContext(), "generate_dataset", "n_jets") == [3000]
 
 
 # --- artifacts by role, and asking back ---------------------------------------------------------------
@@ -308,3 +314,7 @@ def test_settings_stated_by_their_own_word_must_be_written():
     done = [{"tool": "generate_dataset", "args": {"processes": ["top"], "n_jets": 2000, "seed": 7}}]
     assert stated_settings("pretrain", ent, done) == set()
     assert stated_settings("describe_dataset", ent, []) == set()  # a tool without the field
+    # a search returns jets: the count of jets asked for is its k; a scan's k counts neighbours
+    ent = extract("find 30 jets resembling entry 7 of hbb_test", C1)
+    assert stated_settings("search_similar", ent, []) == {"k"}
+    assert stated_settings("anomaly_scan", ent, []) == set()
