@@ -10,8 +10,9 @@ candidates of the matching arguments; the model binds them to slots (or leaves t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from jetfm.agent.clauses import Clause, action_clauses
 from jetfm.agent.context import PlanContext
 from jetfm.agent.lexicon import DEFAULT_MODEL, find_terms, mentions_default_model, name_classes
 from jetfm.agent.numbers import Number, typed_numbers
@@ -66,6 +67,31 @@ class Entities:
     by_class: list[str] = field(default_factory=list)  # datasets "the W sample" may mean
     anaphora: bool = False
     sizes: list[str] = field(default_factory=list)
+    clauses: list[Clause] = field(default_factory=list)  # its actions in order (agent/clauses.py)
+    # of one action (`within`) that points back without naming: per kind, what earlier actions named
+    earlier: dict[str, list[str]] = field(default_factory=dict)
+
+    def within(self, clause: Clause) -> Entities:
+        """What one action of the request names: its numbers, the artifacts its words name, and
+        whether it points back ("evaluate it on qcd_ref" of "fine-tune fm_mpm ..., then evaluate
+        it on qcd_ref": qcd_ref, and "it" is what the plan made)."""
+        def names_in(text: str) -> set[str]:
+            return {_fold(t.removesuffix("'s")) for t in NAME_TOKEN.findall(text)}
+
+        words, before = names_in(clause.text), names_in(self.request[: clause.start])
+        anaphora = bool(ANAPHORA.search(clause.text))
+        named: dict[str, list[str]] = {}
+        earlier: dict[str, list[str]] = {}
+        for kind in ("datasets", "models", "indexes", "jobs", "new_names", "words", "by_class"):
+            every = getattr(self, kind)
+            here = [n for n in every if _fold(n) in words]
+            # An action that names none and points back ("plot its mass", "embed them") means what the
+            # plan made or else what an earlier action named (`earlier`); without a back-reference it
+            # may use whatever the request names. A new name belongs to the action that gives it.
+            named[kind] = here if here or anaphora or kind == "new_names" else every
+            earlier[kind] = [n for n in every if _fold(n) in before] if anaphora and not here else []
+        numbers = [n for n in self.numbers if clause.start <= n.start < clause.end]
+        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, **named)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -119,6 +145,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
     ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words))
     ent.anaphora = bool(ANAPHORA.search(masked))
+    ent.clauses = action_clauses(request)
     classes = [c for c in ent.terms.get("class", []) if isinstance(c, str)]
     by_class = _BY_CLASS.search(masked)
     if classes and not ent.datasets and by_class and "class" in find_terms(by_class.group(0)):

@@ -40,6 +40,7 @@ from jetfm.agent.callformat import (
     tool_fields,
     value_segments,
 )
+from jetfm.agent.clauses import Clause
 from jetfm.agent.context import NeedsAnswer
 from jetfm.agent.entities import Entities, extract
 from jetfm.agent.guard import RequestRefused, refusal_reason
@@ -49,6 +50,9 @@ from jetfm.errors import UsageError
 from jetfm.tools.registry import TOOLS
 
 MAX_CALLS = 4
+# Log-likelihood head start of the tools an action's words name, when a request has several actions:
+# enough to settle a near tie in the model's order of steps, not to overrule a clear preference.
+CLAUSE_PRIOR = 3.0
 MAX_TEXT_TOKENS = 48
 # Which numbers a numeric argument may take, by what the words around them say they count
 # (agent/numbers.py); a number whose words say nothing may go anywhere its schema allows.
@@ -71,9 +75,17 @@ NUMBER_ROLES: dict[str, tuple[str, ...]] = {
 _DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
 # Settings whose number the request names by the setting's own word (the number's role is exactly the
 # field): once stated, a call of a tool with that field writes it (see stated_settings).
-STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels")
+STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels", "entry")
 # Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
 JETS_ARE_K = ("search_similar", "search_text")
+
+
+def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
+    """The action of a request of several actions (agent/clauses.py) that the next call serves; None
+    for a one-action request, or once every action has had its call."""
+    if len(ent.clauses) >= 2 and len(done) < len(ent.clauses):
+        return ent.clauses[len(done)]
+    return None
 
 
 def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set[str]:
@@ -82,8 +94,16 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     used = {float(v) for call in done for v in call["args"].values()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
     names = {f.name for f in tool_fields(tool)}
-    roles = {"k" if n.role == "jets" and tool in JETS_ARE_K else n.role for n in ent.numbers if n.value not in used}
+    roles = {_stated_role(n.role, tool, names) for n in ent.numbers if n.value not in used}
     return {role for role in roles if role in STATED_ROLES and role in names}
+
+
+def _stated_role(role: str, tool: str, names: set[str]) -> str:
+    if role == "jets" and tool in JETS_ARE_K:
+        return "k"
+    if role == "index" and "entry" in names:  # "similar to jet 4": the entry (the index field is FAISS's)
+        return "entry"
+    return role
 
 
 class _Decoder:
@@ -139,8 +159,11 @@ class _Decoder:
             scores.append(score)
         return scores
 
-    def choose(self, candidates: list[str], then: list[int] | None = None) -> int:
+    def choose(self, candidates: list[str], then: list[int] | None = None, prior: list[float] | None = None) -> int:
+        """The most likely candidate; ``prior`` (log-space, per candidate) is added to the model's scores."""
         scores = self.score(candidates, then)
+        if prior is not None:
+            scores = [s + p for s, p in zip(scores, prior)]
         return max(range(len(candidates)), key=scores.__getitem__)
 
     @torch.no_grad()
@@ -289,7 +312,19 @@ class Router:
         names = [*router_tools(), END]
         if not done and readable_data(ent.paths):
             names.remove(END)  # see readable_data: a jet file the tools may read is never refused here
-        tool = names[dec.choose([" " + n for n in names])]
+        clause = current_clause(ent, done)
+        prior = None
+        if clause is not None:
+            # A request of several actions ("describe X and then plot Y") has a call for each: the plan
+            # does not end before, and the next action's tools get a head start that the model's own
+            # preference can still overrule. Its arguments are read in that action's words.
+            if END in names:
+                names.remove(END)
+            prior = [CLAUSE_PRIOR if n in clause.tools else 0.0 for n in names]
+            ent = ent.within(clause)
+        elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
+            prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
+        tool = names[dec.choose([" " + n for n in names], prior=prior)]
         dec.commit(" " + tool)
         if tool == END:
             return None
@@ -312,6 +347,10 @@ class Router:
         fields = tool_fields(tool)
         args: dict[str, Any] = {}
         stated = stated_settings(tool, ent, done)
+        if ent.anaphora and not ent.models and (made["model"] or _previous(context, "model")):
+            stated |= {f.name for f in fields if f.kind == "model"}  # "embed run2 with it": write it
+        if made["index"]:
+            stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
 
         def candidates(f: FieldSpec) -> list[Any]:  # given the arguments so far (a reference is not the dataset)
             values = grounded_values(f, tool, ent, context, made, args)
@@ -448,6 +487,8 @@ def _datasets(
     if f.name == "reference":  # the background a scan compares with: another dataset the request names
         return [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
     found = _unique([*ent.datasets, *made["dataset"], *ent.by_class])
+    if not ent.datasets and ent.anaphora:  # "embed them": what this plan made, else named before
+        found = list(made["dataset"]) or ent.earlier.get("datasets", []) or found
     if not found:  # "plot its mass": what the previous turn made or used
         found = _previous(context, "dataset")
     if not found and len(context.datasets) == 1:
@@ -465,6 +506,8 @@ def _models(
     args: dict[str, Any],
 ) -> list[str]:
     found = _unique([*ent.models, *made["model"]])
+    if not ent.models and ent.anaphora:  # "fine-tune X, then evaluate it": what the plan made
+        found = list(made["model"]) or ent.earlier.get("models", []) or found
     if tool == "finetune":  # from scratch, a size may stand for the model
         found = _unique([*found, *[s for s in ent.sizes if "scratch" in ent.terms.get("mode", [])]])
     if not found and (ent.anaphora or f.required):  # "evaluate it on run2"
@@ -495,7 +538,7 @@ def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
 
 
 def _previous(context: PlanContext, kind: str) -> list[str]:
-    """The artifacts of a kind the conversation's previous turn made (first) or used."""
+    """The artifacts of a kind the conversation's previous turn made or, if it made none, used."""
     made_by = {"dataset": ("generate_dataset", "import_dataset"), "model": ("pretrain", "finetune")}
     keys = {"dataset": ("dataset",), "model": ("model",)}
     made, used = [], []
@@ -507,7 +550,7 @@ def _previous(context: PlanContext, kind: str) -> list[str]:
             value = args.get(key)
             if isinstance(value, str) and value not in ("tiny", "small", "base"):
                 used.append(value)
-    return _unique([*made, *used])
+    return _unique(made) or _unique(used)  # "evaluate it" after a finetune: the tagger it made
 
 
 def readable_data(paths: list[str]) -> list[str]:

@@ -230,7 +230,8 @@ def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block, with drop-path of rate `drop_path` on both residual branches.
+    """Pre-LN transformer block, with drop-path of rate `drop_path` on both residual branches; with
+    `config.block_norms` it is ParT's block (extra norms and learned head and residual scales).
 
     Particle attention: `x` (B, N, D) attends to itself, biased by the pair embedding.
     Class attention (CaiT, as in ParT): the class token `x` (B, 1, D) attends to [itself, `context`].

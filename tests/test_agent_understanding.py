@@ -316,5 +316,5 @@ def test_settings_stated_by_their_own_word_must_be_written():
     assert stated_settings("describe_dataset", ent, []) == set()  # a tool without the field
     # a search returns jets: the count of jets asked for is its k; a scan's k counts neighbours
     ent = extract("find 30 jets resembling entry 7 of hbb_test", C1)
-    assert stated_settings("search_similar", ent, []) == {"k"}
+    assert stated_settings("search_similar", ent, []) == {"k", "entry"}
     assert stated_settings("anomaly_scan", ent, []) == set()

@@ -1,0 +1,109 @@
+"""The actions of a request, in order: "describe hbb_test and then plot its tau21" asks for two
+things, "generate 6k W and Z jets, embed them, then build an index" for three.
+
+A request is cut where a new action starts: at ", ", "; ", "then", or an "and" followed by an
+action word ("5k top and 5k QCD jets" stays whole). A piece without an action word ("..., 500
+steps") belongs to the action before it. Each action lists the tools its words may mean (the
+model chooses among all tools; these are proposals):
+
+    action_clauses("index mix10 and find the 5 nearest neighbours of jet 0")
+    -> [Clause("index mix10", ("build_index",)),
+        Clause("find the 5 nearest neighbours of jet 0", ("search_similar", "search_text", ...))]
+
+The router uses them when a request has two actions or more: the plan does not end before each
+has had a call, the model's choice of the next tool leans towards the next action's tools, and the
+numbers and back-references ("it", "them") of a call are read in its own action's words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Words that start an action, by the tools they may mean. Prefixes: "simulat" covers simulate(d).
+ACTION_WORDS: dict[str, tuple[str, ...]] = {
+    "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets"),
+    "plot_observable": ("plot", "histogram", "draw", "distribution"),
+    "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry"),
+    "generate_dataset": ("generat", "simulat", "produc", "make"),
+    "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
+    "pretrain": ("pretrain", "pre-train", "pre train"),
+    "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",
+                 "train a linear", "probe"),
+    "evaluate": ("evaluat", "test it", "test the", "benchmark", "measure the auc", "roc curve", "what auc",
+                 "score it"),
+    "embed": ("embed",),
+    "build_index": ("index", "faiss"),
+    "search_similar": ("similar", "nearest", "neighbour", "neighbor", "resembl", "look like", "looks like",
+                       "closest"),
+    "search_text": ("find", "search", "look for", "show me", "retrieve"),
+    "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
+    "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
+    "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate"),
+    "job_status": ("status", "progress", "check job", "check on", "how is job", "how far"),
+    "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets"),
+}
+# Words that start an action without naming its tool: "and restart the pretraining on run2".
+STARTING_WORDS = ("restart", "rerun", "re-run", "redo", "relaunch", "re-launch", "resubmit", "launch", "start",
+                  "kick off", "run")
+_THEN = r"(?:then|afterwards|after that|after this|finally|and also|as well as|followed by)"
+_SEPARATOR = re.compile(rf"\s*(?:[,;]\s*(?:and\s+)?(?:{_THEN}\s+)?|\s(?:and\s+)?{_THEN}\s+)", re.I)
+
+
+@dataclass(frozen=True)
+class Clause:
+    start: int  # character span in the request
+    end: int
+    text: str
+    tools: tuple[str, ...]  # the tools its action words may mean, in ACTION_WORDS order
+
+
+@lru_cache(maxsize=1)
+def _action_pattern() -> re.Pattern[str]:
+    words = sorted({*STARTING_WORDS, *(w for ws in ACTION_WORDS.values() for w in ws)}, key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")", re.I)
+
+
+def tools_of(text: str) -> tuple[str, ...]:
+    """The tools whose action words ``text`` holds."""
+    low = text.lower()
+    return tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
+
+
+def _pieces(request: str) -> list[tuple[int, int]]:
+    """Spans cut at the separators, and at an "and" whose next word starts an action."""
+    cuts = [(m.start(), m.end()) for m in _SEPARATOR.finditer(request)]
+    action = _action_pattern()
+    for m in re.finditer(r"\s+and\s+", request, re.I):
+        if action.match(request, m.end()) and not any(a <= m.start() < b for a, b in cuts):
+            cuts.append((m.start(), m.end()))
+    spans, pos = [], 0
+    for a, b in sorted(cuts):
+        if a > pos:
+            spans.append((pos, a))
+        pos = max(pos, b)
+    if pos < len(request):
+        spans.append((pos, len(request)))
+    return spans
+
+
+def action_clauses(request: str) -> list[Clause]:
+    """The request's actions in order (see the module docstring); [] when it names none."""
+    clauses: list[Clause] = []
+    for start, end in _pieces(request):
+        text = request[start:end].strip()
+        tools = tools_of(text)
+        if tools and _starts_an_action(text):
+            clauses.append(Clause(start, end, text, tools))
+        elif clauses:  # "..., 500 steps": more about the action before
+            last = clauses[-1]
+            clauses[-1] = Clause(last.start, end, request[last.start : end].strip(), last.tools)
+    return clauses
+
+
+def _starts_an_action(text: str) -> bool:
+    """An action word among the first few words ("please embed them", "and then build an index"),
+    not deep inside a noun phrase ("jets with the largest anomaly score")."""
+    m = _action_pattern().search(text)
+    return m is not None and len(text[: m.start()].split()) <= 4

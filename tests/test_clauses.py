@@ -1,0 +1,86 @@
+"""A request's actions, in order, and what each of them names (agent/clauses.py, Entities.within)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jetfm.agent.clauses import action_clauses
+from jetfm.agent.context import PlanContext
+from jetfm.agent.entities import extract
+
+CTX = PlanContext(datasets=["wz_mix", "qcd_bg", "tt_sample"], models=["clr_tiny", "jetfm-default"])
+
+
+@pytest.mark.parametrize(
+    ("request_", "tools"),
+    [
+        # one action: an "and" between classes, numbers or cuts cuts nothing
+        ("simulate 3k W and 3k Z jets with pT between 400 and 600 GeV", [("generate_dataset",)]),
+        ("plot the soft-drop mass and tau21 of wz_mix", [("plot_observable",)]),
+        # several actions, whatever joins them
+        ("summarise qcd_bg and afterwards draw its mass", [("describe_dataset",), ("plot_observable",)]),
+        ("make 2k top jets; pretrain a tiny backbone on them; then embed tt_sample",
+         [("generate_dataset",), ("pretrain",), ("embed",)]),
+        ("kill job-20261203-120000-abcdef and relaunch pretraining on qcd_bg",
+         [("cancel_job",), ("pretrain",)]),
+        ("what's the progress of job-20261203-120000-abcdef, and list my datasets",
+         [("job_status",), ("list_artifacts",)]),
+    ],
+)
+def test_actions_are_found_in_order(request_: str, tools: list[tuple[str, ...]]) -> None:
+    found = [c.tools for c in action_clauses(request_)]
+    assert len(found) == len(tools), found
+    for got, expected in zip(found, tools):
+        assert set(expected) <= set(got)
+
+
+def test_a_piece_without_an_action_belongs_to_the_action_before() -> None:
+    clauses = action_clauses("pretrain on qcd_bg, 300 steps, batch size 64, then embed wz_mix with it")
+    assert [c.tools for c in clauses] == [("pretrain",), ("embed",)]
+    assert "batch size 64" in clauses[0].text
+
+
+def test_each_action_reads_its_own_numbers_and_names() -> None:
+    ent = extract("fine-tune clr_tiny on tt_sample with 500 labels and then evaluate it on qcd_bg", CTX)
+    first, second = (ent.within(c) for c in ent.clauses)
+    assert [n.value for n in first.numbers] == [500] and second.numbers == []
+    assert first.models == ["clr_tiny"] and first.datasets == ["tt_sample"]
+    # "it" points back: the evaluate step names no model of its own (the router gives it what the plan
+    # made, else what an earlier action named)
+    assert second.anaphora and second.datasets == ["qcd_bg"] and second.models == []
+    assert second.earlier["models"] == ["clr_tiny"]
+
+
+def test_a_back_reference_means_an_earlier_name_and_a_new_name_stays_with_its_action() -> None:
+    ent = extract("describe wz_mix and plot its constituent multiplicity", CTX)
+    assert ent.within(ent.clauses[1]).earlier["datasets"] == ["wz_mix"]
+    ent = extract("pretrain a contrastive model on qcd_bg called clr_big, then fine-tune it on wz_mix", CTX)
+    first, second = (ent.within(c) for c in ent.clauses)
+    assert first.new_names == ["clr_big"] and second.new_names == []
+    assert second.datasets == ["wz_mix"]
+
+
+def test_the_router_reads_each_action_in_its_own_words() -> None:
+    """Without the model: which values each step of a two-action plan is offered."""
+    from jetfm.agent.callformat import tool_fields
+    from jetfm.agent.router import current_clause, grounded_values, stated_settings
+
+    def field(tool: str, name: str):
+        return next(f for f in tool_fields(tool) if f.name == name)
+
+    ent = extract("fine-tune clr_tiny on tt_sample with 500 labels, then evaluate it on qcd_bg", CTX)
+    done = [{"tool": "finetune", "args": {"model": "clr_tiny", "dataset": "tt_sample", "n_labels": 500,
+                                          "name": "ft-tt"}}]
+    made = {"dataset": [], "model": ["ft-tt"], "index": []}
+    second = ent.within(current_clause(ent, done))
+    assert grounded_values(field("evaluate", "model"), "evaluate", second, CTX, made, {}) == ["ft-tt"]
+    assert grounded_values(field("evaluate", "dataset"), "evaluate", second, CTX, made, {}) == ["qcd_bg"]
+    # the second step is offered none of the first step's numbers
+    ent = extract("generate 4k top jets with seed 11, then pretrain on them for 300 steps", CTX)
+    first, second = (ent.within(c) for c in ent.clauses)
+    assert stated_settings("generate_dataset", first, []) == {"seed"}
+    assert stated_settings("pretrain", second, []) == {"steps"}
+    assert grounded_values(field("pretrain", "steps"), "pretrain", second, CTX, made, {}) == [300]
+    # "similar to jet 4": the entry is a stated setting of a similarity search
+    ent = extract("find 12 jets similar to jet 4 of wz_mix", CTX)
+    assert stated_settings("search_similar", ent, []) == {"k", "entry"}
