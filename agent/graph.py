@@ -22,6 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from jetfm.agent.backends import BackendConfig, BackendUnavailable, check_server, make_chat_model
 from jetfm.agent.chat_model import tool_text
 from jetfm.agent.events import AgentEvent, Answer, ToolFinished, ToolStarted
+from jetfm.agent.guard import refusal_reason
 from jetfm.agent.prompts import system_prompt
 from jetfm.agent.tools import langchain_tools
 
@@ -70,6 +71,12 @@ class ChatAgent:
             yield Answer(
                 f"That message is {len(message)} characters long; please keep requests under {MAX_MESSAGE_CHARS}."
             )
+            return
+        # Out-of-bounds requests (agent/guard.py) are refused here, before any backend sees them:
+        # an OpenAI-compatible model must not be the one to decide whether to wipe the workspace.
+        reason = refusal_reason(message)
+        if reason is not None:
+            yield Answer(f"I did not run any part of that request: {reason}.")
             return
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": MAX_STEPS}
         started: dict[str, float] = {}
