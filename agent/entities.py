@@ -50,6 +50,8 @@ _BY_CLASS = re.compile(
     r"\b(?:the|that|this|my|those|these)\s+(?:\S+\s+){1,3}?(?:sample|dataset|data ?set|jets|one)s?\b", re.IGNORECASE
 )
 SIZES = ("tiny", "small", "base")
+# "repeat that", "do the same for run2", "again": the previous action once more, not its output
+REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it)|the same)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Entities:
     words: list[str] = field(default_factory=list)  # other name-like words (may name what is not known)
     by_class: list[str] = field(default_factory=list)  # datasets "the W sample" may mean
     anaphora: bool = False
+    repeat: bool = False  # the request repeats the previous action (REPEAT)
     sizes: list[str] = field(default_factory=list)
     clauses: list[Clause] = field(default_factory=list)  # its actions in order (agent/clauses.py)
     # of one action (`within`) that points back without naming: per kind, what earlier actions named
@@ -145,6 +148,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
     ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words))
     ent.anaphora = bool(ANAPHORA.search(masked))
+    ent.repeat = bool(REPEAT.search(masked))
     ent.clauses = action_clauses(request)
     classes = [c for c in ent.terms.get("class", []) if isinstance(c, str)]
     by_class = _BY_CLASS.search(masked)

@@ -347,7 +347,7 @@ class Router:
         fields = tool_fields(tool)
         args: dict[str, Any] = {}
         stated = stated_settings(tool, ent, done)
-        if ent.anaphora and not ent.models and (made["model"] or _previous(context, "model")):
+        if ent.anaphora and not ent.repeat and not ent.models and (made["model"] or _previous(context, "model")):
             stated |= {f.name for f in fields if f.kind == "model"}  # "embed run2 with it": write it
         if made["index"]:
             stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
@@ -490,7 +490,7 @@ def _datasets(
     if not ent.datasets and ent.anaphora:  # "embed them": what this plan made, else named before
         found = list(made["dataset"]) or ent.earlier.get("datasets", []) or found
     if not found:  # "plot its mass": what the previous turn made or used
-        found = _previous(context, "dataset")
+        found = _previous(context, "dataset", ent.repeat)
     if not found and len(context.datasets) == 1:
         found = list(context.datasets)
     if not found:
@@ -511,7 +511,7 @@ def _models(
     if tool == "finetune":  # from scratch, a size may stand for the model
         found = _unique([*found, *[s for s in ent.sizes if "scratch" in ent.terms.get("mode", [])]])
     if not found and (ent.anaphora or f.required):  # "evaluate it on run2"
-        found = _previous(context, "model")
+        found = _previous(context, "model", ent.repeat)
     if f.required and not found:
         found = [w for w in ent.words if w not in context.datasets and w not in context.indexes]
     return found
@@ -537,8 +537,10 @@ def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
     return out
 
 
-def _previous(context: PlanContext, kind: str) -> list[str]:
-    """The artifacts of a kind the conversation's previous turn made or, if it made none, used."""
+def _previous(context: PlanContext, kind: str, repeat: bool = False) -> list[str]:
+    """The artifacts of a kind the conversation's previous turn made or, if it made none, used
+    ("evaluate it" after a finetune: the tagger). A request to repeat that turn ("repeat that with
+    5000 labels") means what it used, so then both are offered, what it used first."""
     made_by = {"dataset": ("generate_dataset", "import_dataset"), "model": ("pretrain", "finetune")}
     keys = {"dataset": ("dataset",), "model": ("model",)}
     made, used = [], []
@@ -550,7 +552,7 @@ def _previous(context: PlanContext, kind: str) -> list[str]:
             value = args.get(key)
             if isinstance(value, str) and value not in ("tiny", "small", "base"):
                 used.append(value)
-    return _unique(made) or _unique(used)  # "evaluate it" after a finetune: the tagger it made
+    return _unique([*used, *made]) if repeat else _unique(made) or _unique(used)
 
 
 def readable_data(paths: list[str]) -> list[str]:

@@ -200,6 +200,12 @@ def test_follow_up_evaluate_it_on_another_dataset():
     assert values("evaluate it on qcd_ref", ctx, "evaluate", "dataset") == ["qcd_ref"]
 
 
+def test_follow_up_it_is_what_the_turn_made_but_repeat_that_is_what_it_used():
+    ctx = turn(C1, call("finetune", model="fm_mpm", dataset="ttbar_hi", n_labels=500, name="ft_tt"))
+    assert values("evaluate it on qcd_ref", ctx, "evaluate", "model") == ["ft_tt"]  # a tagger, not its backbone
+    assert values("repeat that with 5000 labels", ctx, "finetune", "model")[0] == "fm_mpm"
+
+
 def test_follow_up_show_the_first_jet_of_that_sample():
     ctx = turn(C1, call("generate_dataset", processes=["hbb"], n_jets=1000, name="hbb1k"))
     assert values("show me the first jet of that sample", ctx, "show_jet", "dataset") == ["hbb1k"]
