@@ -26,7 +26,7 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets"),
     "plot_observable": ("plot", "histogram", "draw", "distribution"),
     "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry"),
-    "generate_dataset": ("generat", "simulat", "produc", "make"),
+    "generate_dataset": ("generat", "simulat", "produce", "producing", "make"),
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
     "pretrain": ("pretrain", "pre-train", "pre train"),
     "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",
@@ -34,9 +34,10 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "evaluate": ("evaluat", "test it", "test the", "benchmark", "measure the auc", "roc curve", "what auc",
                  "score it"),
     "embed": ("embed",),
-    "build_index": ("index", "faiss"),
-    "search_similar": ("similar", "nearest", "neighbour", "neighbor", "resembl", "look like", "looks like",
-                       "closest"),
+    "build_index": ("index", "faiss", "hnsw", "ivf", "product-quanti", "product quanti"),  # see NAMING_WORDS
+    # "neighbours of jet 4" asks for a search; "use 25 neighbours" is a kNN setting of another tool
+    "search_similar": ("similar", "nearest", "neighbours of", "neighbors of", "neighbour of", "neighbor of",
+                       "resembl", "look like", "looks like", "closest"),
     "search_text": ("find", "search", "look for", "show me", "retrieve"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
@@ -44,6 +45,9 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "job_status": ("status", "progress", "check job", "check on", "how is job", "how far"),
     "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets"),
 }
+# Words that name a tool's subject but never start an action of their own: ", product-quantised IVF"
+# says how to do the action before it.
+NAMING_WORDS = ("faiss", "hnsw", "ivf", "product-quanti", "product quanti")
 # Words that start an action without naming its tool: "and restart the pretraining on run2".
 STARTING_WORDS = ("restart", "rerun", "re-run", "redo", "relaunch", "re-launch", "resubmit", "launch", "start",
                   "kick off", "run")
@@ -61,7 +65,8 @@ class Clause:
 
 @lru_cache(maxsize=1)
 def _action_pattern() -> re.Pattern[str]:
-    words = sorted({*STARTING_WORDS, *(w for ws in ACTION_WORDS.values() for w in ws)}, key=len, reverse=True)
+    words = {*STARTING_WORDS, *(w for ws in ACTION_WORDS.values() for w in ws)} - set(NAMING_WORDS)
+    words = sorted(words, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")", re.I)
 
 

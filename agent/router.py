@@ -50,9 +50,13 @@ from jetfm.errors import UsageError
 from jetfm.tools.registry import TOOLS
 
 MAX_CALLS = 4
-# Log-likelihood head start of the tools an action's words name, when a request has several actions:
-# enough to settle a near tie in the model's order of steps, not to overrule a clear preference.
+# Log-likelihood head start of the tools an action's words name. One action: enough to settle a near
+# tie, not to overrule a clear preference. Several actions: the tuned model reads a request as a bag
+# of actions and prefers the most salient one first (measured: "index X and find the neighbours of
+# jet 0" puts search_similar ~8 nats above build_index for the first step), so the step's own words
+# weigh more; the model still chooses among the action's tools and can overrule an unlikely one.
 CLAUSE_PRIOR = 3.0
+STEP_PRIOR = 10.0
 MAX_TEXT_TOKENS = 48
 # Which numbers a numeric argument may take, by what the words around them say they count
 # (agent/numbers.py); a number whose words say nothing may go anywhere its schema allows.
@@ -93,9 +97,20 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     earlier call of this plan used ("seed 7" of a generate step is not the next step's seed)."""
     used = {float(v) for call in done for v in call["args"].values()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    names = {f.name for f in tool_fields(tool)}
+    fields = tool_fields(tool)
+    names = {f.name for f in fields}
     roles = {_stated_role(n.role, tool, names) for n in ent.numbers if n.value not in used}
-    return {role for role in roles if role in STATED_ROLES and role in names}
+    stated = {role for role in roles if role in STATED_ROLES and role in names}
+    # A catalog model the action names is the one to use ("... with the masked-particle
+    # reconstruction of fm_mpm"), unless an earlier call of the plan already used it.
+    used_names = {v for call in done for v in call["args"].values() if isinstance(v, str)}
+    if any(m not in used_names for m in ent.models):
+        stated |= {f.name for f in fields if f.kind == "model"}
+    # Two classes or more named for a classifier are the classes it separates ("W, Z and
+    # light-quark/gluon"); one class alone is usually the signal of a tagger.
+    if len({c for c in ent.terms.get("class", []) if isinstance(c, str)}) >= 2:
+        stated |= {f.name for f in fields if f.name == "classes"}
+    return stated
 
 
 def _stated_role(role: str, tool: str, names: set[str]) -> str:
@@ -320,7 +335,7 @@ class Router:
             # preference can still overrule. Its arguments are read in that action's words.
             if END in names:
                 names.remove(END)
-            prior = [CLAUSE_PRIOR if n in clause.tools else 0.0 for n in names]
+            prior = [STEP_PRIOR if n in clause.tools else 0.0 for n in names]
             ent = ent.within(clause)
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
@@ -556,8 +571,10 @@ def _previous(context: PlanContext, kind: str, repeat: bool = False) -> list[str
 
 
 def readable_data(paths: list[str]) -> list[str]:
-    """Those of ``paths`` (as a request wrote them) that name an existing jet file, or a folder, that
-    the tools may read: inside the workspace or a folder the user registered.
+    """Those of ``paths`` (as a request wrote them) that name a jet file (by its suffix) or an existing
+    folder that the tools may read: inside the workspace or a folder the user registered. A file that
+    is not there yet still counts: the import tool then says which path it looked for, which helps
+    more than a silent refusal.
 
     The router's adapter learnt from its refusal examples (``import /etc/passwd``, ``import
     /root/secrets.h5``) to refuse imports by how a path looks, and so refused files of the workspace
@@ -572,7 +589,7 @@ def readable_data(paths: list[str]) -> list[str]:
             path = confine_path(typed)
         except PathNotAllowed:
             continue
-        if path.is_dir() or (path.is_file() and path.suffix.lower() in _DATA_SUFFIXES):
+        if path.is_dir() or path.suffix.lower() in _DATA_SUFFIXES:
             found.append(typed)
     return found
 

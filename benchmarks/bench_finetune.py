@@ -384,7 +384,8 @@ def combine(parts: list[Path], out: Path) -> None:
     write_json(out, {
         **{k: loaded[0][k] for k in ("date", "machine", "test_class_counts")},
         "combined_from": [{"file": str(path), "date": part["date"], "settings": part["settings"],
-                           "machine": part["machine"]} for path, part in zip(parts, loaded)],
+                           "machine": part["machine"], "complete": part.get("complete", True)}
+                          for path, part in zip(parts, loaded)],
         "plot": str(plot),
         "tables_markdown": tables,
         "summary": summary,
@@ -438,23 +439,33 @@ def main() -> None:
                     f"of {r['steps_run']} ({r['train_seconds']:.0f} s)",
                     flush=True,
                 )
-    if args.train_only:
-        return
+                write_results(rows, ctx, pool_labels, test_targets, skipped, final=False)
+    if not args.train_only:
+        write_results(rows, ctx, pool_labels, test_targets, skipped, final=True)
+
+
+def write_results(rows: list[dict[str, Any]], ctx: dict[str, Any], pool_labels: np.ndarray,
+                  test_targets: np.ndarray, skipped: dict[str, str], final: bool) -> None:
+    """The JSON and plot of the runs so far: written after every run, so that a run cut off
+    midway keeps what finished (``complete`` says whether every requested run is in)."""
+    args = ctx["args"]
     summary = seed_summary(rows)
     tables = f"{summary_table(summary)}\n\n{runs_table(rows)}"
-    print(tables)
+    if final:
+        print(tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_auc(summary, args.out.with_name(f"{args.out.stem}_auc.png"))
     write_json(
         args.out,
         {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "complete": final,
             "machine": machine_info(),
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "encoder_config": config.to_dict(),
+            "encoder_config": ctx["config"].to_dict(),
             "validation_fraction": VALIDATION_FRACTION,
             "train_pool_jets": int((class_indices(pool_labels, CLASSES) >= 0).sum()),
-            "test_jets": len(test_subset),
+            "test_jets": len(ctx["test_subset"]),
             "test_class_counts": {c: int((test_targets == k).sum()) for k, c in enumerate(CLASSES)},
             "skipped_methods": skipped,
             "plot": str(plot),
@@ -463,7 +474,8 @@ def main() -> None:
             "results": rows,
         },
     )
-    print(f"wrote {args.out} and {plot}")
+    if final:
+        print(f"wrote {args.out} and {plot}")
 
 
 if __name__ == "__main__":

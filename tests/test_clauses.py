@@ -84,3 +84,40 @@ def test_the_router_reads_each_action_in_its_own_words() -> None:
     # "similar to jet 4": the entry is a stated setting of a similarity search
     ent = extract("find 12 jets similar to jet 4 of wz_mix", CTX)
     assert stated_settings("search_similar", ent, []) == {"k", "entry"}
+
+
+@pytest.mark.parametrize(
+    ("request_", "tools"),
+    [
+        # how to do an action is not an action: an index kind after a comma stays with its index
+        ("index tt_sample with clr_tiny embeddings, product-quantised IVF", [("build_index",)]),
+        ("build a FAISS index of wz_mix; HNSW please", [("build_index",)]),
+        # "product" is not "produce"
+        ("tell me the product of the jet masses", []),
+        # a kNN setting ("25 neighbours") is not a request for a similarity search
+        ("which jets of wz_mix stand out the most? use 25 neighbours", [("anomaly_scan",)]),
+        ("list the 10 nearest neighbours of entry 3 in wz_mix", [("search_similar",)]),
+    ],
+)
+def test_naming_words_and_settings_start_no_action(request_: str, tools: list[tuple[str, ...]]) -> None:
+    found = [c.tools for c in action_clauses(request_)]
+    assert len(found) == len(tools), found
+    for got, expected in zip(found, tools):
+        assert set(expected) <= set(got)
+    if "stand out" in request_:
+        assert "search_similar" not in found[0]
+
+
+def test_a_named_model_and_named_classes_are_written() -> None:
+    from jetfm.agent.router import stated_settings
+
+    ent = extract("score qcd_bg for anomalies with the masked-particle likelihood of clr_tiny", CTX)
+    assert "model" in stated_settings("anomaly_scan", ent, [])
+    # once an earlier step used it, a later step does not have to write it again
+    assert "model" not in stated_settings("anomaly_scan", ent, [{"tool": "embed", "args": {"model": "clr_tiny"}}])
+    ent = extract("train a tagger on wz_mix that separates W, Z and light-quark/gluon jets", CTX)
+    assert "classes" in stated_settings("finetune", ent, [])
+    # one class alone is a signal, not a list of classes
+    ent = extract("fine-tune clr_tiny on tt_sample to tag tops", CTX)
+    assert "classes" not in stated_settings("finetune", ent, [])
+    assert "model" in stated_settings("finetune", ent, [])
