@@ -342,6 +342,8 @@ class Router:
         tool = names[dec.choose([" " + n for n in names], prior=prior)]
         dec.commit(" " + tool)
         if tool == END:
+            if not done and ent.anaphora and len(ent.clauses) == 1 and len(ent.clauses[0].tools) == 1:
+                _ask_for_a_missing_referent(ent.clauses[0].tools[0], ent, context, made)
             return None
         args = self._arguments(dec, tool, ent, context, made, done)
         call = {"tool": tool, "args": args}
@@ -568,6 +570,16 @@ def _previous(context: PlanContext, kind: str, repeat: bool = False) -> list[str
             if isinstance(value, str) and value not in ("tiny", "small", "base"):
                 used.append(value)
     return _unique([*used, *made]) if repeat else _unique(made) or _unique(used)
+
+
+def _ask_for_a_missing_referent(tool: str, ent: Entities, context: PlanContext, made: dict[str, list[str]]) -> None:
+    """The model ended a request that names one action on "it" or "them" ("describe it"): when
+    nothing in the request or the conversation says what that is, ask instead of answering nothing."""
+    for f in tool_fields(tool):
+        if f.required and f.kind in ("dataset", "model", "index", "job") and not grounded_values(
+            f, tool, ent, context, made, {}
+        ):
+            raise NeedsAnswer(question_for(tool, f, context))
 
 
 def readable_data(paths: list[str]) -> list[str]:

@@ -121,3 +121,17 @@ def test_a_named_model_and_named_classes_are_written() -> None:
     ent = extract("fine-tune clr_tiny on tt_sample to tag tops", CTX)
     assert "classes" not in stated_settings("finetune", ent, [])
     assert "model" in stated_settings("finetune", ent, [])
+
+
+def test_it_with_nothing_to_point_at_asks_which() -> None:
+    """"describe it" in a fresh conversation: the router asks which dataset, whatever the model
+    says; after a turn that used a dataset, "it" is that dataset and nothing is asked."""
+    from jetfm.agent.context import NeedsAnswer, after_turn
+    from jetfm.agent.router import _ask_for_a_missing_referent
+
+    made = {"dataset": [], "model": [], "index": []}
+    ent = extract("describe it", CTX)
+    with pytest.raises(NeedsAnswer, match="wz_mix"):
+        _ask_for_a_missing_referent("describe_dataset", ent, CTX, made)
+    later = after_turn(CTX, [{"tool": "plot_observable", "args": {"dataset": "qcd_bg"}}])
+    _ask_for_a_missing_referent("describe_dataset", extract("describe it", later), later, made)
