@@ -79,9 +79,8 @@ def tools_of(text: str) -> tuple[str, ...]:
 def _pieces(request: str) -> list[tuple[int, int]]:
     """Spans cut at the separators, and at an "and" whose next word starts an action."""
     cuts = [(m.start(), m.end()) for m in _SEPARATOR.finditer(request)]
-    action = _action_pattern()
     for m in re.finditer(r"\s+and\s+", request, re.I):
-        if action.match(request, m.end()) and not any(a <= m.start() < b for a, b in cuts):
+        if _action_word(request, m.end(), anchored=True) and not any(a <= m.start() < b for a, b in cuts):
             cuts.append((m.start(), m.end()))
     spans, pos = [], 0
     for a, b in sorted(cuts):
@@ -107,8 +106,21 @@ def action_clauses(request: str) -> list[Clause]:
     return clauses
 
 
+def _action_word(text: str, pos: int = 0, anchored: bool = False) -> re.Match[str] | None:
+    """The first action word of ``text`` from ``pos`` (at ``pos`` itself when ``anchored``) that is a
+    word of its own, not part of a name ("name it probe-1k", "the index_v2 dataset")."""
+    pattern = _action_pattern()
+    m = pattern.match(text, pos) if anchored else pattern.search(text, pos)
+    while m is not None:
+        token = re.match(r"[\w\-]*", text[m.start():]).group(0)
+        if not re.search(r"[\d_]", token):
+            return m
+        m = None if anchored else pattern.search(text, m.end())
+    return None
+
+
 def _starts_an_action(text: str) -> bool:
     """An action word among the first few words ("please embed them", "and then build an index"),
     not deep inside a noun phrase ("jets with the largest anomaly score")."""
-    m = _action_pattern().search(text)
+    m = _action_word(text)
     return m is not None and len(text[: m.start()].split()) <= 4

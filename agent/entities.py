@@ -24,8 +24,8 @@ PATH = re.compile(r"[\w~.\-]*/[\w~./\-]*[\w/]|[\w.\-]+\.(?:root|h5|hdf5|parquet)
 JOB = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
 STOPWORDS = {"a", "an", "the", "of", "in", "on", "to", "for", "and", "or", "with", "it", "is", "me", "my", "i"}
 _NAMING = re.compile(
-    r"\b(?:called|named|name it|call it|name:|names? (?:it|them)|save (?:it |them )?(?:as|to)|under the name|"
-    r"store (?:it )?as|label it|as)\s+"
+    r"\b(?:called|named|name it|call it|name:|(?<=[,;]\s)name|with the name|names? (?:it|them)|"
+    r"save (?:it |them )?(?:as|to)|under the name|store (?:it )?as|label it|as)\s+"
     # "as dataset notes", "as a new model tagger": the kind of artifact may come between.
     r"(?:(?:a |an |the |new )*(?:dataset|model|sample|index)\s+(?:called\s+|named\s+)?(?=[\"'`]?[A-Za-z0-9_]))?"
     r"[\"'`]?([A-Za-z0-9_][\w.\-]*[A-Za-z0-9_]|[A-Za-z0-9])",
@@ -70,6 +70,7 @@ class Entities:
     anaphora: bool = False
     repeat: bool = False  # the request repeats the previous action (REPEAT)
     sizes: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # the jet classes the words name (of one action in `within`)
     clauses: list[Clause] = field(default_factory=list)  # its actions in order (agent/clauses.py)
     # of one action (`within`) that points back without naming: per kind, what earlier actions named
     earlier: dict[str, list[str]] = field(default_factory=dict)
@@ -94,7 +95,11 @@ class Entities:
             named[kind] = here if here or anaphora or kind == "new_names" else every
             earlier[kind] = [n for n in every if _fold(n) in before] if anaphora and not here else []
         numbers = [n for n in self.numbers if clause.start <= n.start < clause.end]
-        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, **named)
+        text = clause.text
+        for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):
+            text = re.sub(r"(?<![\w.\-])" + re.escape(name) + r"(?![\w\-])", " ", text)
+        classes = _unique(c for c in find_terms(text).get("class", []) if isinstance(c, str))
+        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, **named)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -146,6 +151,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     if mentions_default_model(masked) and DEFAULT_MODEL not in ent.models:
         ent.models.append(DEFAULT_MODEL)
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
+    ent.classes = _unique(c for c in ent.terms.get("class", []) if isinstance(c, str))
     ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words))
     ent.anaphora = bool(ANAPHORA.search(masked))
     ent.repeat = bool(REPEAT.search(masked))

@@ -84,6 +84,24 @@ STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels",
 JETS_ARE_K = ("search_similar", "search_text")
 
 
+def next_target(ent: Entities, done: list[dict[str, Any]]) -> tuple[str, str, list[str]] | None:
+    """A one-action request that names several datasets or jobs for a tool that takes one ("embed
+    tq5k and run2", "cancel job-1 and job-2") has a call for each: after the calls so far (all of
+    one tool), that tool, its field and the named targets no call has used yet; None otherwise."""
+    if not done or len(ent.clauses) > 1 or any(call["tool"] != done[0]["tool"] for call in done):
+        return None
+    used = {v for call in done for v in call["args"].values() if isinstance(v, str)}
+    fields = tool_fields(done[0]["tool"])
+    for f in fields:
+        # a tool with a second field of the kind (anomaly_scan's reference) may take both names in one call
+        if f.required and f.kind in ("dataset", "job") and sum(g.kind == f.kind for g in fields) == 1:
+            named = ent.datasets if f.kind == "dataset" else ent.jobs
+            left = [n for n in named if n not in used]
+            if len(named) >= 2 and left:
+                return done[0]["tool"], f.name, left
+    return None
+
+
 def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
     """The action of a request of several actions (agent/clauses.py) that the next call serves; None
     for a one-action request, or once every action has had its call."""
@@ -108,7 +126,7 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
         stated |= {f.name for f in fields if f.kind == "model"}
     # Two classes or more named for a classifier are the classes it separates ("W, Z and
     # light-quark/gluon"); one class alone is usually the signal of a tagger.
-    if len({c for c in ent.terms.get("class", []) if isinstance(c, str)}) >= 2:
+    if len(ent.classes) >= 2:
         stated |= {f.name for f in fields if f.name == "classes"}
     return stated
 
@@ -339,13 +357,21 @@ class Router:
             ent = ent.within(clause)
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
+        target = None if clause is not None else next_target(ent, done)
+        if target is not None:
+            # "embed tq5k and run2 with it", "cancel job-1 and job-2": one action on several named
+            # targets of a tool that takes one; the plan goes on while a target is left
+            if END in names:
+                names.remove(END)
+            prior = [STEP_PRIOR if n == target[0] else 0.0 for n in names]
         tool = names[dec.choose([" " + n for n in names], prior=prior)]
         dec.commit(" " + tool)
         if tool == END:
             if not done and ent.anaphora and len(ent.clauses) == 1 and len(ent.clauses[0].tools) == 1:
                 _ask_for_a_missing_referent(ent.clauses[0].tools[0], ent, context, made)
             return None
-        args = self._arguments(dec, tool, ent, context, made, done)
+        only = {target[1]: target[2]} if target is not None and tool == target[0] else {}
+        args = self._arguments(dec, tool, ent, context, made, done, only)
         call = {"tool": tool, "args": args}
         if call in done:  # the same call twice is never what a request means; stop instead
             return None
@@ -360,7 +386,9 @@ class Router:
         context: PlanContext,
         made: dict[str, list[str]],
         done: list[dict[str, Any]] = (),
+        only: dict[str, list[str]] | None = None,
     ) -> dict[str, Any]:
+        """The arguments of one call; ``only`` narrows a field to the values left (see next_target)."""
         fields = tool_fields(tool)
         args: dict[str, Any] = {}
         stated = stated_settings(tool, ent, done)
@@ -371,6 +399,8 @@ class Router:
 
         def candidates(f: FieldSpec) -> list[Any]:  # given the arguments so far (a reference is not the dataset)
             values = grounded_values(f, tool, ent, context, made, args)
+            if only and f.name in only:
+                values = [v for v in values if v in only[f.name]]
             if f.required and not values and (f.kind not in ("text", "text_list", "new_name") or f.name == "path"):
                 raise NeedsAnswer(question_for(tool, f, context))
             return values
@@ -503,7 +533,9 @@ def _datasets(
 ) -> list[str]:
     if f.name == "reference":  # the background a scan compares with: another dataset the request names
         return [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
-    found = _unique([*ent.datasets, *made["dataset"], *ent.by_class])
+    # what the plan made is a candidate unless the action names its own dataset ("..., and evaluate on tq5k")
+    own = ent.datasets and not ent.anaphora
+    found = _unique([*ent.datasets, *([] if own else made["dataset"]), *ent.by_class])
     if not ent.datasets and ent.anaphora:  # "embed them": what this plan made, else named before
         found = list(made["dataset"]) or ent.earlier.get("datasets", []) or found
     if not found:  # "plot its mass": what the previous turn made or used

@@ -97,6 +97,8 @@ def test_the_router_reads_each_action_in_its_own_words() -> None:
         # a kNN setting ("25 neighbours") is not a request for a similarity search
         ("which jets of wz_mix stand out the most? use 25 neighbours", [("anomaly_scan",)]),
         ("list the 10 nearest neighbours of entry 3 in wz_mix", [("search_similar",)]),
+        # an action word inside a name is part of the name
+        ("linear probe of clr_tiny on wz_mix with 1000 labels, name probe-1k", [("finetune",)]),
     ],
 )
 def test_naming_words_and_settings_start_no_action(request_: str, tools: list[tuple[str, ...]]) -> None:
@@ -135,3 +137,50 @@ def test_it_with_nothing_to_point_at_asks_which() -> None:
         _ask_for_a_missing_referent("describe_dataset", ent, CTX, made)
     later = after_turn(CTX, [{"tool": "plot_observable", "args": {"dataset": "qcd_bg"}}])
     _ask_for_a_missing_referent("describe_dataset", extract("describe it", later), later, made)
+
+
+def test_classes_are_read_in_their_own_action() -> None:
+    """The classes of a generate step are not the classes of the finetune step after it."""
+    from jetfm.agent.router import stated_settings
+
+    ent = extract("generate 10k top/qcd jets, finetune jetfm-default on them with 1000 labels", CTX)
+    first, second = (ent.within(c) for c in ent.clauses)
+    assert set(first.classes) == {"top", "qcd"} and second.classes == []
+    assert "classes" not in stated_settings("finetune", second, [])
+
+
+def test_one_action_on_several_targets_has_a_call_for_each() -> None:
+    from jetfm.agent.router import next_target
+
+    ent = extract("embed wz_mix and tt_sample with clr_tiny", CTX)
+    first = [{"tool": "embed", "args": {"model": "clr_tiny", "dataset": "wz_mix"}}]
+    assert next_target(ent, first) == ("embed", "dataset", ["tt_sample"])
+    assert next_target(ent, [*first, {"tool": "embed", "args": {"model": "clr_tiny", "dataset": "tt_sample"}}]) is None
+    ent = extract("cancel job-20261203-120000-abcdef and job-20261203-120001-bcdef0", CTX)
+    done = [{"tool": "cancel_job", "args": {"job_id": "job-20261203-120000-abcdef"}}]
+    assert next_target(ent, done) == ("cancel_job", "job_id", ["job-20261203-120001-bcdef0"])
+    # a scan's second dataset is its reference, not a second scan
+    ent = extract("knn anomaly scan of tt_sample against qcd_bg", CTX)
+    assert next_target(ent, [{"tool": "anomaly_scan", "args": {"dataset": "tt_sample"}}]) is None
+    # one dataset: nothing left
+    ent = extract("describe wz_mix", CTX)
+    assert next_target(ent, [{"tool": "describe_dataset", "args": {"dataset": "wz_mix"}}]) is None
+
+
+def test_a_step_that_names_its_dataset_is_not_offered_what_the_plan_made() -> None:
+    from jetfm.agent.callformat import tool_fields
+    from jetfm.agent.router import grounded_values
+
+    ent = extract("generate 10k top/qcd jets, finetune clr_tiny on them, and evaluate on tt_sample", CTX)
+    third = ent.within(ent.clauses[2])
+    made = {"dataset": ["top-qcd-10k"], "model": ["ft-1"], "index": []}
+    field = next(f for f in tool_fields("evaluate") if f.name == "dataset")
+    assert grounded_values(field, "evaluate", third, CTX, made, {}) == ["tt_sample"]
+    second = ent.within(ent.clauses[1])  # "on them": what the plan made
+    field = next(f for f in tool_fields("finetune") if f.name == "dataset")
+    assert grounded_values(field, "finetune", second, CTX, made, {}) == ["top-qcd-10k"]
+
+
+def test_a_name_after_a_comma_is_a_new_name() -> None:
+    ent = extract("linear probe of clr_tiny on wz_mix with 1000 labels, name probe-1k", CTX)
+    assert ent.new_names == ["probe-1k"]
