@@ -195,3 +195,16 @@ def test_a_path_stands_for_a_dataset_only_from_the_cli(tmp_path):
         validate_args("pretrain", args)
     with pytest.raises(ToolError, match="invalid artifact name"):  # a path that does not exist is still a name
         validate_args("pretrain", {"dataset": str(tmp_path / "nope"), "name": "m"}, allow_paths=True)
+
+
+def test_one_stated_pt_edge_beyond_the_default_window_moves_the_other():
+    """"jets above 1 TeV" (pt_min alone) is a window starting at 1 TeV, not an error about the
+    default upper edge; two stated edges in the wrong order are still refused."""
+    args = validate_args("generate_dataset", {"name": "hi", "pt_min": 1000})
+    assert args.pt_min == 1000 and args.pt_max > 1000
+    args = validate_args("generate_dataset", {"name": "lo", "pt_max": 300})
+    assert args.pt_min < 300 and args.pt_max == 300
+    args = validate_args("generate_dataset", {"name": "in", "pt_min": 600})
+    assert (args.pt_min, args.pt_max) == (600, 650)
+    with pytest.raises(ToolError, match="pt_min"):
+        validate_args("generate_dataset", {"name": "bad", "pt_min": 1000, "pt_max": 900})

@@ -136,6 +136,14 @@ class GenerateDatasetArgs(ToolArgs):
 
     @model_validator(mode="after")
     def _window(self) -> GenerateDatasetArgs:
+        # "jets above 1 TeV" states one edge beyond the default window: the other edge follows it,
+        # keeping the default window's relative width, instead of an error about an edge nobody set
+        stated = self.model_fields_set
+        low, high = DEFAULT_PT_WINDOW
+        if "pt_min" in stated and "pt_max" not in stated and self.pt_min >= self.pt_max:
+            self.__dict__["pt_max"] = min(float(round(self.pt_min * high / low)), 6300.0)
+        elif "pt_max" in stated and "pt_min" not in stated and self.pt_min >= self.pt_max:
+            self.__dict__["pt_min"] = max(float(round(self.pt_max * low / high)), 20.0)
         if self.pt_min >= self.pt_max:
             raise UsageError(f"pt_min ({self.pt_min:g}) must be below pt_max ({self.pt_max:g})")
         return self
