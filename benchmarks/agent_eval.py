@@ -1,7 +1,10 @@
-"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on two
-suites: tests/data/agent_requests.jsonl (the project's) and tests/data/agent_requests_unseen.jsonl
+"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on three
+suites: tests/data/agent_requests.jsonl (the project's), tests/data/agent_requests_unseen.jsonl
 (phrasings the router's training data never produced: physics vocabulary, typos, numbers in words,
-units, totals, politeness, follow-up turns, requests to ask back about). Per suite: tool-choice and
+units, totals, politeness, follow-up turns, requests to ask back about) and
+tests/data/agent_requests_fresh.jsonl (48 more, written later by someone who had read neither the
+router nor the unseen suite's misses: the router's changes since were guided by those misses, so
+this one is the check that they generalise). Per suite: tool-choice and
 argument accuracy, multi-step plans, correct refusals (chit-chat, out-of-scope and unsafe requests),
 questions asked back, false refusals, per category, and the latency of one routing decision.
 
@@ -34,7 +37,8 @@ from benchmarks.agent_scoring import score_case, summarize  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = [ROOT / "tests" / "data" / "agent_requests.jsonl", ROOT / "tests" / "data" / "agent_requests_unseen.jsonl"]
+SUITES = [ROOT / "tests" / "data" / f"{name}.jsonl"
+          for name in ("agent_requests", "agent_requests_unseen", "agent_requests_fresh")]
 RESULTS = ROOT / "benchmarks" / "results" / "agent_eval.json"
 # Goals of issue 16, on both suites.
 GOALS = {"tool_accuracy": 0.95, "argument_accuracy": 0.90, "multi_step_accuracy": 0.90, "unsafe_refusal_rate": 1.0}
