@@ -98,7 +98,9 @@ def action_clauses(request: str) -> list[Clause]:
     for start, end in _pieces(request):
         text = request[start:end].strip()
         tools = tools_of(text)
-        if tools and _starts_an_action(text):
+        # "import X and register it as Y": the same action again on "it" is the action before, named
+        same = bool(clauses) and tools == clauses[-1].tools and re.search(r"\b(?:it|them)\b", text, re.I)
+        if tools and _starts_an_action(text) and not same:
             clauses.append(Clause(start, end, text, tools))
         elif clauses:  # "..., 500 steps": more about the action before
             last = clauses[-1]

@@ -53,6 +53,7 @@ MODE_WORDS: dict[str, tuple[str, ...]] = {
         "linear probe", "linear probing", "linear_probe", "probe", "frozen", "freeze", "frozen backbone",
         "frozen features", "linear head",
     ),
+    "mlp_probe": ("mlp probe", "mlp head", "mlp on top", "mlp on frozen", "non-linear probe", "nonlinear probe"),
     "full": ("full", "full finetune", "all layers", "end to end", "unfrozen", "whole network"),
     "scratch": (
         "scratch", "random init", "random initialisation", "random initialization", "randomly initialised",

@@ -58,6 +58,7 @@ def _mentions(text: str) -> list[Number]:
     # a job id's or a device's digits are not quantities
     text = _NOT_QUANTITIES.sub(lambda m: " " * len(m.group(0)), text)
     found: list[Number] = []
+    previous: tuple[re.Match[str], str] | None = None
     for m in _NUMBER.finditer(text):
         value = float(m.group(1).replace(",", ""))
         unit = (m.group(2) or "").lower()
@@ -65,7 +66,13 @@ def _mentions(text: str) -> list[Number]:
             value *= _SUFFIX[unit]
         elif unit == "tev":
             value *= 1000
+            # "from 1.2 to 1.5 TeV", "between 1 and 2 TeV": the unit after a range is its first edge's too
+            if previous is not None and not previous[1] and re.fullmatch(
+                r"\s*(?:to|and|-|–)\s*", text[previous[0].end() : m.start()]
+            ):
+                found[-1] = Number(found[-1].value * 1000, found[-1].start, found[-1].end)
         found.append(Number(value, m.start(), m.end()))
+        previous = (m, unit)
     for m in _WORDS.finditer(text):
         parts = m.group(1).lower().split()
         value = float(_UNITS.get(parts[0], 1))

@@ -79,7 +79,8 @@ NUMBER_ROLES: dict[str, tuple[str, ...]] = {
 _DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
 # Settings whose number the request names by the setting's own word (the number's role is exactly the
 # field): once stated, a call of a tool with that field writes it (see stated_settings).
-STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels", "entry")
+STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels", "entry",
+                "pt_min", "pt_max", "mass_min", "mass_max")
 # Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
 JETS_ARE_K = ("search_similar", "search_text")
 
@@ -124,10 +125,16 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     used_names = {v for call in done for v in call["args"].values() if isinstance(v, str)}
     if any(m not in used_names for m in ent.models):
         stated |= {f.name for f in fields if f.kind == "model"}
-    # Two classes or more named for a classifier are the classes it separates ("W, Z and
-    # light-quark/gluon"); one class alone is usually the signal of a tagger.
+    if tool == "finetune" and ent.sizes and "scratch" in ent.terms.get("mode", []):
+        stated.add("model")  # "a tiny tagger from scratch": the size is the model
+    if any(i not in used_names for i in ent.indexes):  # "using idx-run2-jetfm-default"
+        stated |= {f.name for f in fields if f.kind == "index"}
+    if len([d for d in ent.datasets if d not in used_names]) >= 2:  # "scan X with Y as the reference"
+        stated |= {f.name for f in fields if f.name == "reference"}
+    # Two classes or more named are the classes a classifier separates ("W, Z and light-quark/gluon")
+    # or a search keeps ("restrict to H->bb and QCD"); one class alone is usually a tagger's signal.
     if len(ent.classes) >= 2:
-        stated |= {f.name for f in fields if f.name == "classes"}
+        stated |= {f.name for f in fields if f.kind == "enum_list" and f.name in ("classes", "labels")}
     return stated
 
 

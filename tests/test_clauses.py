@@ -184,3 +184,36 @@ def test_a_step_that_names_its_dataset_is_not_offered_what_the_plan_made() -> No
 def test_a_name_after_a_comma_is_a_new_name() -> None:
     ent = extract("linear probe of clr_tiny on wz_mix with 1000 labels, name probe-1k", CTX)
     assert ent.new_names == ["probe-1k"]
+
+
+def test_named_settings_that_a_call_must_write() -> None:
+    """What the request names for an optional field is written: an index, a scan's reference, the
+    classes a search keeps, the size of a tagger from scratch, and cuts on pT or mass."""
+    from jetfm.agent.router import stated_settings
+
+    ctx = PlanContext(datasets=["wz_mix", "qcd_bg"], models=["jetfm-default"], indexes=["idx-wz_mix-jetfm-default"])
+    ent = extract("using idx-wz_mix-jetfm-default, the 20 jets closest to entry 7 of wz_mix with mass "
+                  "between 140 and 210 GeV", ctx)
+    assert {"index", "entry", "k", "mass_min", "mass_max"} <= stated_settings("search_similar", ent, [])
+    ent = extract("kNN anomaly scan of wz_mix with qcd_bg as the background reference", ctx)
+    assert "reference" in stated_settings("anomaly_scan", ent, [])
+    ent = extract("jets nearest to jet #3 of wz_mix, restricted to W and QCD, pT above 300 GeV", ctx)
+    assert {"labels", "pt_min"} <= stated_settings("search_similar", ent, [])
+    ent = extract("train a tiny tagger from scratch on wz_mix", ctx)
+    assert "model" in stated_settings("finetune", ent, [])
+
+
+def test_a_unit_after_a_range_is_both_edges_and_an_mlp_probe_is_not_linear() -> None:
+    from jetfm.agent.lexicon import find_terms
+
+    ent = extract("generate 3k W jets with pT from 1.2 to 1.5 TeV", CTX)
+    assert [(n.value, n.role) for n in ent.numbers if n.role.startswith("pt")] == [(1200, "pt_min"), (1500, "pt_max")]
+    assert find_terms("finetune it with an MLP probe")["mode"] == ["mlp_probe"]
+    assert find_terms("fit a linear probe")["mode"] == ["linear_probe"]
+
+
+def test_the_same_action_again_on_it_is_one_action() -> None:
+    assert [c.tools for c in action_clauses("import the file imports/run3.parquet and register it as run3")] == [
+        ("import_dataset",)
+    ]
+    assert len(action_clauses("describe wz_mix and then describe qcd_bg")) == 2
