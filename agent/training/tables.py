@@ -95,7 +95,7 @@ EXTRA_WORDS: dict[str, dict[object, tuple[str, ...]]] = {
 WORDS: dict[str, dict[object, tuple[str, ...]]] = {
     "observable": {k: (*OBSERVABLE_WORDS[k], *EXTRA_WORDS["observable"][k]) for k in OBSERVABLE_WORDS},
     "objective": {k: (*OBJECTIVE_WORDS[k], *EXTRA_WORDS["objective"][k]) for k in OBJECTIVE_WORDS},
-    "mode": {k: (*MODE_WORDS[k][:4], *EXTRA_WORDS["mode"][k]) for k in MODE_WORDS},
+    "mode": {k: (*MODE_WORDS[k][:4], *EXTRA_WORDS["mode"].get(k, ())) for k in MODE_WORDS},
     "kind": {k: (*INDEX_KIND_WORDS[k][:3], *EXTRA_WORDS["kind"][k]) for k in INDEX_KIND_WORDS},
     "method": {k: (*ANOMALY_METHOD_WORDS[k][:4], *EXTRA_WORDS["method"][k]) for k in ANOMALY_METHOD_WORDS},
     "size": EXTRA_WORDS["size"],
