@@ -97,7 +97,7 @@ class Entities:
         numbers = [n for n in self.numbers if clause.start <= n.start < clause.end]
         text = clause.text
         for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):
-            text = re.sub(r"(?<![\w.\-])" + re.escape(name) + r"(?![\w\-])", " ", text)
+            text = _without(name, text)
         classes = _unique(c for c in find_terms(text).get("class", []) if isinstance(c, str))
         return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, **named)
 
@@ -107,6 +107,12 @@ def _looks_like_path(text: str) -> bool:
     if re.fullmatch(r"tau_?\d/tau_?\d", text, re.IGNORECASE):
         return False
     return text.startswith(("/", "~", ".")) or bool(re.search(r"\.\w+$|[\d_]", text)) or text.count("/") >= 2
+
+
+def _without(name: str, text: str) -> str:
+    """``text`` with the name blanked out wherever it stands as a whole token, so that the words
+    inside a name ("hbb_test", "top-qcd-10k") are not read as classes or other terms."""
+    return re.sub(r"(?<![\w.\-])" + re.escape(name) + r"(?![\w\-])", " ", text)
 
 
 def _unique(items) -> list[str]:  # noqa: ANN001
@@ -144,7 +150,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
                     and not find_terms(word)):
                 ent.words.append(word)  # looks like a name (digits or _ inside): maybe one nobody registered
             continue
-        masked = re.sub(r"(?<![\w.\-])" + re.escape(token) + r"(?![\w\-])", " ", masked)
+        masked = _without(token, masked)
     for kind in ("datasets", "models", "indexes", "new_names", "words"):
         setattr(ent, kind, _unique(getattr(ent, kind)))
     ent.terms = find_terms(masked)

@@ -129,7 +129,11 @@ class GenerateDatasetArgs(ToolArgs):
         description="jet classes to generate: " + classes_help(),
     )
     n_jets: int = Field(1000, ge=1, le=10_000_000, description="total number of jets, split equally over processes")
-    pt_min: float = Field(DEFAULT_PT_WINDOW[0], ge=20.0, le=6000.0, description="lower edge of the jet pT window [GeV]")
+    pt_min: float = Field(
+        DEFAULT_PT_WINDOW[0], ge=20.0, le=6000.0,
+        description="lower edge of the jet pT window [GeV]; given alone above the default window, the upper edge "
+        "follows it",
+    )
     pt_max: float = Field(DEFAULT_PT_WINDOW[1], gt=20.0, le=6300.0, description="upper edge of the jet pT window [GeV]")
     seed: int = Field(1, ge=0, le=MAX_SEED, description="generator seed: the same seed gives the same jets")
     workers: int = Field(1, ge=1, le=64, description="parallel generator processes")
@@ -141,9 +145,9 @@ class GenerateDatasetArgs(ToolArgs):
         stated = self.model_fields_set
         low, high = DEFAULT_PT_WINDOW
         if "pt_min" in stated and "pt_max" not in stated and self.pt_min >= self.pt_max:
-            self.__dict__["pt_max"] = min(float(round(self.pt_min * high / low)), 6300.0)
+            self.pt_max = min(float(round(self.pt_min * high / low)), 6300.0)
         elif "pt_max" in stated and "pt_min" not in stated and self.pt_min >= self.pt_max:
-            self.__dict__["pt_min"] = max(float(round(self.pt_max * low / high)), 20.0)
+            self.pt_min = max(float(round(self.pt_max * low / high)), 20.0)
         if self.pt_min >= self.pt_max:
             raise UsageError(f"pt_min ({self.pt_min:g}) must be below pt_max ({self.pt_max:g})")
         return self
