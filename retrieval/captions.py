@@ -2,9 +2,11 @@
 truth class.
 
 A caption is a subject and two or three clauses. The subject names the jet's class (one of the
-classes table's words, with its decay or content) in ``CLASS_SHARE`` of the captions and is a plain
-"jet" otherwise, so most captions teach the alignment what the observables look like, not the
-class. The clauses each state one thing the observables show:
+classes table's words, with its decay or content) in ``CLASS_SHARE`` of the captions, states it
+through its physics without the name (the table's ``facts``: "a jet from the neutral electroweak
+gauge boson") in ``ORIGIN_SHARE``, and is a plain "jet" otherwise, so most captions teach the
+alignment what the observables look like, and the class is learnt through more words than its name.
+Levels in words have synonyms in the training vocabulary. The clauses each state one thing the observables show:
 
 - prongs: the N-subjettiness category of :func:`prong_count` (four, three, two or one prong);
 - mass and soft-drop mass, in numbers (rounded to 10 GeV) or in words (very low-mass ... very
@@ -37,6 +39,7 @@ from jetfm.errors import UsageError
 
 SPLITS = ("train", "eval")
 CLASS_SHARE = 0.4  # captions whose subject names the class
+ORIGIN_SHARE = 0.2  # captions whose subject states the class through its physics, without its name
 
 # Thresholds on the N-subjettiness ratios that separate four-, three-, two- and one-pronged jets in
 # our generated samples (pT 550-650 GeV): median tau32 is 0.47 for tops and ~0.78 otherwise; median
@@ -82,19 +85,27 @@ PARTICLE_MASSES = _particles()
 VOCABULARY: dict[str, dict[str, tuple[str, ...]]] = {
     "train": {
         "neutral": ("jet", "large-radius jet", "fat jet"),
-        "prongs": ("{k}-pronged", "with {k} prongs"),
+        "origin": ("jet from {fact}", "jet produced by {fact}", "jet that comes from {fact}"),
+        "prongs": ("{k}-pronged", "with {k} prongs", "{k} distinct subjets", "a {k}-body substructure"),
         "mass": ("mass {m} GeV", "a jet mass of {m} GeV"),
         "mass_word": ("{word}",),
-        "mass_levels": ("very low-mass", "low-mass", "medium-mass", "massive", "very massive"),
+        "mass_levels": (("very low-mass", "very low in mass"), ("low-mass", "low in mass"),
+                        ("medium-mass", "intermediate-mass"), ("massive", "high-mass"),
+                        ("very massive", "very high-mass", "extremely massive")),
         "sdmass": ("soft-drop mass {sd} GeV", "groomed mass {sd} GeV"),
         "near": ("soft-drop mass near the {particle} mass", "groomed mass consistent with a {particle}"),
         "collimation": ("{word}", "{word} radiation pattern"),
-        "collimation_levels": ("very collimated", "collimated", "wide-angle"),
-        "constituents": ("{n} constituents", "{word} multiplicity"),
+        "collimation_levels": (("very collimated", "tightly focused"), ("collimated", "compact"),
+                               ("wide-angle", "wide", "spread out")),
+        "constituents": ("{n} constituents", "{word} multiplicity", "{many} constituents"),
         "multiplicity_levels": ("low", "moderate", "high"),
+        "multiplicity_counts": ("few", "a moderate number of", "very many"),
         "grooming": ("{word}",),
-        "grooming_levels": ("grooming strips away most of its mass", "grooming removes some soft radiation",
-                            "grooming keeps almost all of its mass"),
+        "grooming_levels": (("grooming strips away most of its mass", "soft drop removes most of its mass",
+                             "mostly soft wide-angle radiation"),
+                            ("grooming removes some soft radiation", "soft drop trims it somewhat"),
+                            ("grooming keeps almost all of its mass", "soft drop leaves it almost untouched",
+                             "hard, balanced subjets")),
         "pt": ("pT {pt} GeV", "transverse momentum {pt} GeV"),
         "joiners": (": ", ", "),
     },
@@ -170,30 +181,41 @@ class JetFacts:
     def clauses(self, split: str) -> dict[str, list[str]]:
         """Each clause this jet's known observables can fill, in every phrasing of ``split``."""
         words = VOCABULARY[split]
-        values: dict[str, dict[str, str]] = {}
+        # Per clause, the alternative fillings of its fields (a level may have several words).
+        values: dict[str, list[dict[str, str]]] = {}
         if math.isfinite(self.tau21) or math.isfinite(self.tau32) or math.isfinite(self.tau43):
-            values["prongs"] = {"k": PRONG_NUMBERS[prong_count(self.tau21, self.tau32, self.tau43)]}
+            values["prongs"] = [{"k": PRONG_NUMBERS[prong_count(self.tau21, self.tau32, self.tau43)]}]
         if math.isfinite(self.mass):
-            values["mass"] = {"m": _rounded(self.mass, MASS_STEP)}
-            values["mass_word"] = {"word": words["mass_levels"][level(self.mass, MASS_EDGES)]}
+            values["mass"] = [{"m": _rounded(self.mass, MASS_STEP)}]
+            values["mass_word"] = _fillings("word", words["mass_levels"][level(self.mass, MASS_EDGES)])
             if math.isfinite(self.pt) and self.pt > 0:
-                values["collimation"] = {"word": words["collimation_levels"][level(self.mass / self.pt,
-                                                                                    COLLIMATION_EDGES)]}
+                collimation = level(self.mass / self.pt, COLLIMATION_EDGES)
+                values["collimation"] = _fillings("word", words["collimation_levels"][collimation])
         if math.isfinite(self.sdmass):
             sdmass = max(self.sdmass, 0.0)
-            values["sdmass"] = {"sd": _rounded(sdmass, MASS_STEP)}
+            values["sdmass"] = [{"sd": _rounded(sdmass, MASS_STEP)}]
             particle = nearest_particle(sdmass)
             if particle:
-                values["near"] = {"particle": particle}
+                values["near"] = [{"particle": particle}]
             if math.isfinite(self.mass) and self.mass > 0:
-                ratio = sdmass / self.mass
-                values["grooming"] = {"word": words["grooming_levels"][level(ratio, GROOMING_EDGES)]}
+                grooming = level(sdmass / self.mass, GROOMING_EDGES)
+                values["grooming"] = _fillings("word", words["grooming_levels"][grooming])
         if math.isfinite(self.pt):
-            values["pt"] = {"pt": _rounded(self.pt, PT_STEP)}
+            values["pt"] = [{"pt": _rounded(self.pt, PT_STEP)}]
         if math.isfinite(self.nparticles):
-            values["constituents"] = {"n": _rounded(self.nparticles, COUNT_STEP),
-                                      "word": words["multiplicity_levels"][multiplicity_level(self.nparticles)]}
-        return {name: [p.format(**fields) for p in words[name]] for name, fields in values.items()}
+            multiplicity = multiplicity_level(self.nparticles)
+            counts = words.get("multiplicity_counts")
+            values["constituents"] = [{"n": _rounded(self.nparticles, COUNT_STEP),
+                                       "word": words["multiplicity_levels"][multiplicity],
+                                       "many": counts[multiplicity] if counts else ""}]
+        return {name: [p.format(**f) for p in words[name] for f in fills
+                       if "{many}" not in p or f.get("many")]
+                for name, fills in values.items()}
+
+
+def _fillings(field: str, words: str | tuple[str, ...]) -> list[dict[str, str]]:
+    """One filling of ``field`` per word of a level (a level is one word or a tuple of synonyms)."""
+    return [{field: w} for w in ((words,) if isinstance(words, str) else words)]
 
 
 def jet_facts(metadata: pd.DataFrame) -> list[JetFacts]:
@@ -218,6 +240,25 @@ def class_subjects(process: str, split: str) -> tuple[str, ...]:
     if split == "train":
         return (*c.names[:3], f"jet {c.decay}", f"{c.names[0]} {c.flavour}")
     return (c.names[3], f"jet of a {c.label}")
+
+
+def origin_subjects(process: str, split: str) -> tuple[str, ...]:
+    """Noun phrases that state a class through its physics ("jet from the neutral electroweak gauge
+    boson"), from the classes table's facts; the evaluation vocabulary has none."""
+    templates = VOCABULARY[split].get("origin", ())
+    return tuple(t.format(fact=f) for t in templates for f in CLASS_PHYSICS[process].facts)
+
+
+def _subject(process: str, split: str, words: dict[str, tuple], rng: np.random.Generator) -> str:
+    """A caption's subject: the class's name (``CLASS_SHARE``), its physics (``ORIGIN_SHARE``, where the
+    split has such words) or a plain jet."""
+    draw = rng.random()
+    subjects = words["neutral"]
+    if draw < CLASS_SHARE:
+        subjects = class_subjects(process, split)
+    elif draw < CLASS_SHARE + ORIGIN_SHARE:
+        subjects = origin_subjects(process, split) or subjects
+    return subjects[rng.integers(len(subjects))]
 
 
 def caption(subject: str, clauses: Sequence[str], joiner: str) -> str:
@@ -245,8 +286,7 @@ def captions_for(facts: Sequence[JetFacts], per_jet: int = 4, split: str = "trai
         for _ in range(per_jet):
             chosen = rng.choice(len(names), size=min(len(names), int(rng.integers(2, 4))), replace=False)
             phrases = [clauses[names[i]][rng.integers(len(clauses[names[i]]))] for i in sorted(chosen)]
-            subjects = class_subjects(jet.process, split) if rng.random() < CLASS_SHARE else words["neutral"]
-            subject = subjects[rng.integers(len(subjects))]
+            subject = _subject(jet.process, split, words, rng)
             captions.append(caption(subject, phrases, words["joiners"][rng.integers(len(words["joiners"]))]))
         out.append(captions)
     return out

@@ -108,7 +108,10 @@ _NEGATIONS = r"not|non|no|except|excluding|other than|rather than|apart from|any
 _DETERMINERS = {"a", "an", "the", "that", "of"}
 _CONNECTIVES = {"and", "or", "but", "yet", "also", "while", ",", ";"}
 _FILLERS_BEFORE_NUMBER = {"of", "is", "at", "=", ":", "equals", "value", "values", "being", "a"}
-_PARTICLE_PLURALS = {"quarks", "partons", "leptons", "prongs", "gluons"}
+_PARTICLE_PLURALS = {"quarks", "partons", "leptons", "prongs", "gluons", "subjets", "particles", "constituents"}
+# "very light jets" is about mass: a class word that is also an adjective of mass, after an intensifier.
+_MASS_ADJECTIVES = {"light"}
+_INTENSIFIERS = {"very", "extremely", "really", "quite", "rather", "fairly", "super", "ultra", "unusually", "so"}
 
 _SMALL = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
@@ -153,14 +156,24 @@ def _class_vocabulary() -> list[tuple[str, frozenset[str]]]:
 
 
 CLASS_VOCABULARY = _class_vocabulary()
-_CLASS_BY_PHRASE = dict(CLASS_VOCABULARY)
+
+
+def _arrows(phrase: str) -> str:
+    """One spelling of a decay: "H -> c c-bar", "h->c c-bar" and "H to c c-bar" all read "h->c c-bar"."""
+    return re.sub(r"\s*(?:->|→|\bto\b)\s*", "->", phrase.lower())
+
+
+_CLASS_BY_PHRASE: dict[str, frozenset[str]] = {}
+for _phrase, _classes in CLASS_VOCABULARY:
+    _CLASS_BY_PHRASE[_arrows(_phrase)] = _CLASS_BY_PHRASE.get(_arrows(_phrase), frozenset()) | _classes
 NOMINAL_MASS = {c.name: c.nominal_mass for c in JET_CLASSES}
 
 
 def _class_pattern() -> str:
     parts = []
     for phrase, _ in CLASS_VOCABULARY:
-        body = re.escape(phrase)
+        # Decay arrows with or without spaces, and "to" for an arrow: "H -> c c-bar", "H->cc", "H to cc".
+        body = re.sub(r"\\ to\\ |\\->", r"\\s*(?:\\ to\\ |->|→)\\s*", re.escape(phrase))
         # One- and two-letter words ("W", "Z") only in capitals: "z" or "w" in lower case is rarely a boson.
         parts.append(f"(?-i:{re.escape(phrase.upper())})" if len(phrase) <= 2 else body)
     return r"(?<![\w>])(?:" + "|".join(parts) + r")(?:s|es|'s)?(?![\w'])"
@@ -235,7 +248,7 @@ def _token(kind: str, match: re.Match[str]) -> _Token:
     elif kind == "class":  # the phrase itself, or without its plural ending ("tops", "Higgses", "W's")
         lower = text.lower()
         forms = (lower, lower.removesuffix("'s"), lower.removesuffix("es"), lower.removesuffix("s"))
-        token.value = next(_CLASS_BY_PHRASE[f] for f in forms if f in _CLASS_BY_PHRASE)
+        token.value = next(_CLASS_BY_PHRASE[_arrows(f)] for f in forms if _arrows(f) in _CLASS_BY_PHRASE)
     return token
 
 
@@ -437,6 +450,7 @@ class _Parser:
         self.mentions: list[ClassMention] = []
         self.cuts: list[Cut] = []
         self.notes: list[str] = []
+        self.pending: list[int] = []  # tokens a quantity read (a class's mass), used once a condition takes it
 
     def at(self, i: int, kind: str, *texts: str) -> bool:
         if not 0 <= i < len(self.tokens):
@@ -462,12 +476,14 @@ class _Parser:
         if self.at(j, "class"):
             masses = {NOMINAL_MASS[c] for c in self.tokens[j].value}
             if len(masses) == 1 and None not in masses:
-                self.tokens[j].used = True
+                # Marked as used only when a condition takes the value (add): "jets from a top quark"
+                # tries it as the start of "from X to Y" and must leave the class word a class.
+                self.pending.append(j)
                 end = j + 1
                 while self.at(end, "word", "boson", "quark", "pole", "peak", "resonance") or self.at(end, "obs"):
                     if self.at(end, "obs") and self.tokens[end].value != "mass":
                         break
-                    self.tokens[end].used = True  # "the top mass": the particle's mass, not the jet's
+                    self.pending.append(end)  # "the top mass": the particle's mass, not the jet's
                     end += 1
                 return float(masses.pop()), 1.0, end
         return None
@@ -504,6 +520,11 @@ class _Parser:
         for token in self.tokens[start:end]:
             if token.kind in ("num", "unit"):
                 token.used = True
+        if self.pending and implied is None:
+            implied = "mass"  # "near the Z mass": a particle's mass is compared with the jet's mass
+        for j in self.pending:
+            self.tokens[j].used = True
+        self.pending.clear()
         condition = _Condition(op, values, unit, start, end, observable, implied=implied, tolerance=tolerance)
         end = self.trailing_tolerance(condition, end)
         self.conditions.append(condition)
@@ -522,6 +543,7 @@ class _Parser:
         return end
 
     def step(self, i: int) -> int:
+        self.pending.clear()
         token = self.tokens[i]
         if token.kind == "prong":
             self.cuts.extend(prong_cuts(int(token.value), token.text))
@@ -724,6 +746,8 @@ class _Parser:
             if nxt is not None and (nxt.kind == "num" or (nxt.text.lower() in _PARTICLE_PLURALS and " " not in
                                                           token.text and "-" not in token.text)):
                 continue  # "top 10", "two light quarks": not a class of jet
+            if token.text.lower() in _MASS_ADJECTIVES and i > 0 and self.tokens[i - 1].text.lower() in _INTENSIFIERS:
+                continue  # "very light jets": light in mass
             j = i - 1
             while j >= 0 and (self.at(j, "word", *_DETERMINERS) or self.at(j, "dash")):
                 j -= 1

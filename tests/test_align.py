@@ -112,7 +112,7 @@ def test_zero_shot_beats_chance(trained, held_out):
 
 def test_text_search_finds_the_class_and_respects_filters(trained, held_out):
     index = trained.aligned_index(held_out)
-    found = trained.search_text("a top quark jet", index, k=10)
+    found = trained.search_text("a hadronic top quark jet", index, k=10)
     assert (found.hits.metadata["label"] == PROCESSES.index("top")).mean() >= 0.8
     assert not found.low_similarity and not found.truncated
     assert np.all(np.diff(found.hits.similarity) <= 1e-6)

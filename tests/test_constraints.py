@@ -74,6 +74,26 @@ def test_parser_says_what_it_assumed():
     assert not unplaced.cuts and "not applied" in unplaced.notes[0]
 
 
+@pytest.mark.parametrize(("text", "classes"), [
+    ("H -> c c-bar jets", ("hcc",)),  # a decay arrow with spaces, as people type it
+    ("H -> WW* -> 4q candidates", ("h4q",)),
+    ("jets from a top quark", ("top",)),  # "from" that opens no "from X to Y" range leaves the class alone
+    ("anything from t->b l nu decays", ("tbl",)),
+    ("Higgs to bb", ("hbb",)),
+    ("very light jets", None),  # light in mass, not light flavour
+    ("a pair of light subjets", None),
+    ("light jets", ("qcd",)),  # light flavour: the b-tagging convention
+])
+def test_parser_reads_class_words_in_their_sense(text, classes):
+    assert parse_query(text).classes == classes, parse_query(text).describe()
+
+
+def test_a_particles_mass_is_compared_with_the_jets_mass():
+    assert parse_query("jets near the Z mass").windows() == {"mass": (pytest.approx(81.2), pytest.approx(101.2))}
+    assert parse_query("between the W and the top mass").windows() == {"mass": (80.4, 173.0)}
+    assert parse_query("pT around the top mass").windows().keys() == {"pt"}  # a named observable wins
+
+
 # ------------------------------------------------------------------------------ exact filtering
 
 

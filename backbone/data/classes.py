@@ -41,6 +41,10 @@ class JetClass:
     flavour: str
     # Words a user may type for this class: the assistant's lexicon and its training phrasings.
     synonyms: tuple[str, ...]
+    # What a physicist knows of the jet's origin without naming the class: noun phrases that fit
+    # "a jet from ..." (the parent's charge, spin, mass, role, decay). Training captions use them so
+    # that the alignment learns the physics behind a class, not only its name.
+    facts: tuple[str, ...] = ()
 
 
 JET_CLASSES: tuple[JetClass, ...] = (
@@ -61,6 +65,16 @@ JET_CLASSES: tuple[JetClass, ...] = (
         synonyms=(
             "QCD", "qcd", "light-quark/gluon", "light quark and gluon", "QCD background", "QCD multijet", "light"
         ),
+        facts=(
+            "an ordinary light parton with no heavy resonance behind it",
+            "the showering of a single light quark or gluon",
+            "hard strong-interaction scattering of light partons",
+            "the multijet production that dominates hadron colliders",
+            "dijet production, the commonest hard process at the LHC",
+            "a gluon or an up, down or strange quark",
+            "plain strong-interaction radiation",
+            "the background to every boosted-resonance search",
+        ),
     ),
     JetClass(
         name="top",
@@ -77,6 +91,15 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a hadronic top quark decay t -> bW -> bqq'",
         flavour="with one b-quark prong and a W boson",
         synonyms=("top", "top quark", "hadronic top", "t->bqq'", "boosted top", "top-quark", "ttbar", "t->bW->bqq"),
+        facts=(
+            "the most massive of the six quarks",
+            "the 173 GeV quark, too short-lived to form hadrons",
+            "the third-generation up-type quark",
+            "a top-antitop pair decaying hadronically",
+            "a quark that yields a b quark and a W boson, which gives two quarks",
+            "the quark with the largest Yukawa coupling",
+            "the three-body hadronic decay of the 173 GeV quark",
+        ),
     ),
     JetClass(
         name="wqq",
@@ -93,6 +116,15 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a hadronic W boson decay W -> qq'",
         flavour="with two light-quark prongs",
         synonyms=("W", "W boson", "W->qq", "hadronic W", "W->qq'", "boosted W"),
+        facts=(
+            "the charged electroweak gauge boson",
+            "an 80 GeV gauge boson decaying to quarks",
+            "the carrier of the charged-current weak force",
+            "the boson that mediates beta decay",
+            "a W plus or W minus that splits into a quark and an antiquark of another flavour",
+            "a weak boson that changes quark flavour",
+            "the lighter of the two massive weak bosons",
+        ),
     ),
     JetClass(
         name="zqq",
@@ -115,6 +147,14 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a hadronic Z boson decay Z -> qq",
         flavour="with a quark-antiquark pair",
         synonyms=("Z", "Z boson", "Z->qq", "hadronic Z", "Z->qqbar"),
+        facts=(
+            "the neutral electroweak gauge boson",
+            "a 91 GeV gauge boson that becomes a quark-antiquark pair",
+            "the carrier of the neutral-current weak force",
+            "the heavier of the two massive weak bosons",
+            "a Z zero that splits into a quark and its own antiquark",
+            "an uncharged massive weak boson",
+        ),
     ),
     JetClass(
         name="hbb",
@@ -131,6 +171,15 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a Higgs boson decay H -> bb",
         flavour="with two b-quark prongs",
         synonyms=("Higgs", "H->bb", "Higgs to bb", "h->bb", "H(bb)", "Hbb", "higgs->bbbar"),
+        facts=(
+            "the 125 GeV scalar, in its decay into a bottom-antibottom pair",
+            "the boson of electroweak symmetry breaking, in its decay into a bottom-antibottom pair",
+            "the only spin-zero elementary particle known, in its decay into a bottom-antibottom pair",
+            "the Brout-Englert-Higgs boson, in its decay into a bottom-antibottom pair",
+            "a pair of bottom quarks from a scalar resonance",
+            "the 125 GeV scalar in its commonest decay, to b quarks",
+            "the boson of electroweak symmetry breaking in its commonest decay, to b quarks",
+        ),
     ),
     JetClass(
         name="hcc",
@@ -147,6 +196,15 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a Higgs boson decay H -> cc",
         flavour="with two charm-quark prongs",
         synonyms=("H->cc", "Higgs to cc", "Higgs to charm", "h->cc", "H(cc)", "Hcc"),
+        facts=(
+            "the 125 GeV scalar, in its decay into charm and anticharm quarks",
+            "the boson of electroweak symmetry breaking, in its decay into charm and anticharm quarks",
+            "the only spin-zero elementary particle known, in its decay into charm and anticharm quarks",
+            "the Brout-Englert-Higgs boson, in its decay into charm and anticharm quarks",
+            "a pair of charm quarks from a scalar resonance",
+            "the 125 GeV scalar in a rare decay to c quarks",
+            "the boson of electroweak symmetry breaking in a rare decay to c quarks",
+        ),
     ),
     JetClass(
         name="hgg",
@@ -163,6 +221,15 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a Higgs boson decay H -> gg",
         flavour="with two gluon prongs",
         synonyms=("H->gg", "Higgs to gluons", "Higgs to gg", "h->gg", "H(gg)", "Hgg"),
+        facts=(
+            "the 125 GeV scalar, in its decay into two gluons through a top-quark loop",
+            "the boson of electroweak symmetry breaking, in its decay into two gluons through a top-quark loop",
+            "the only spin-zero elementary particle known, in its decay into two gluons through a top-quark loop",
+            "the Brout-Englert-Higgs boson, in its decay into two gluons through a top-quark loop",
+            "a pair of gluons from a colourless scalar resonance",
+            "the 125 GeV scalar in its loop-induced decay to gluons",
+            "the boson of electroweak symmetry breaking in its loop-induced decay to gluons",
+        ),
     ),
     JetClass(
         name="h4q",
@@ -179,6 +246,15 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a Higgs boson decay H -> WW* -> qqqq",
         flavour="with four light-quark prongs",
         synonyms=("H->4q", "H->WW*->4q", "Higgs to four quarks", "h->4q", "H4q", "four-prong Higgs"),
+        facts=(
+            "the 125 GeV scalar, in its decay into two W bosons and then four quarks",
+            "the boson of electroweak symmetry breaking, in its decay into two W bosons and then four quarks",
+            "the only spin-zero elementary particle known, in its decay into two W bosons and then four quarks",
+            "the Brout-Englert-Higgs boson, in its decay into two W bosons and then four quarks",
+            "a fully hadronic W-pair decay of a scalar resonance",
+            "the 125 GeV scalar giving four light quarks via two W bosons",
+            "the boson of electroweak symmetry breaking giving four light quarks via two W bosons",
+        ),
     ),
     JetClass(
         name="hlvqq",
@@ -198,6 +274,16 @@ JET_CLASSES: tuple[JetClass, ...] = (
         synonyms=(
             "H->lvqq", "H->WW*->lvqq", "semileptonic Higgs", "Higgs to lepton neutrino quarks", "Hlvqq", "H->qql"
         ),
+        facts=(
+            "the 125 GeV scalar, in its decay into two W bosons, one leptonic and one hadronic",
+            "the boson of electroweak symmetry breaking, in its decay into two W bosons, one leptonic and one hadronic",
+            "the only spin-zero elementary particle known, in its decay into two W bosons, one leptonic and one"
+            " hadronic",
+            "the Brout-Englert-Higgs boson, in its decay into two W bosons, one leptonic and one hadronic",
+            "a semileptonic W-pair decay of a scalar resonance",
+            "the 125 GeV scalar giving one lepton, one neutrino and a quark pair",
+            "the boson of electroweak symmetry breaking giving one lepton, one neutrino and a quark pair",
+        ),
     ),
     JetClass(
         name="tbl",
@@ -214,6 +300,12 @@ JET_CLASSES: tuple[JetClass, ...] = (
         decay="from a leptonic top quark decay t -> bW -> b l nu",
         flavour="with one b-quark prong and a lepton",
         synonyms=("t->blv", "leptonic top", "semileptonic top", "t->b l nu", "Tbl", "top to lepton"),
+        facts=(
+            "a top quark whose W boson decays leptonically, to electron or muon plus neutrino",
+            "a semileptonic top decay with a charged lepton inside the jet",
+            "the 173 GeV quark yielding a b quark, a lepton and missing energy",
+            "the most massive quark, decaying leptonically",
+        ),
     ),
 )
 
