@@ -6,19 +6,22 @@ applies exactly; the embedding only ranks the jets that pass. What is read:
 
 - observables: jet mass, soft-drop mass, pT, eta and |eta|, tau21, tau32, tau43 and the
   constituent count, by their usual names and symbols (``"p_T"``, ``"m_SD"``, ``"tau_32"``,
-  ``"tau3/tau2"``, ``"constituents"``, ...);
+  ``"tau3/tau2"``, ``"constituents"``, ...), and the ratios soft-drop mass / mass ("groomed mass
+  fraction", ``"m_SD/m"``) and mass / pT ("mass-to-pT ratio"), read before their parts;
 - comparisons: below/under/less than/lighter than/fewer than/at most, above/over/more than/heavier
   than/at least, ``<``, ``>=``, ..., between X and Y, from X to Y, X-Y, X to Y, X or less, X and
   above; near/around/close to/about X (a window of :data:`TOLERANCE` around X, said in the cut's
   note), within T of X, X +/- T; a number right after an observable ("mass of 91 GeV") means
   "about";
 - values: numbers in digits or words ("thirty", "one hundred and fifty"), GeV/TeV/MeV, and the
-  nominal masses of the classes table ("heavier than the W mass", "close to a Z boson");
+  nominal masses of the classes table ("heavier than the W mass", "close to a Z boson"; with no
+  observable named, a particle's mass bounds the jet mass);
 - prong words ("three-prong", "2-pronged"): the N-subjettiness categories of
   :func:`retrieval.captions.prong_count`, so a query means what the captions mean;
 - classes: the words of the classes table (synonyms, names, labels, process names); a word that
   starts the labels of several classes means all of them ("Higgs": every H class); "not", "non-",
-  "except", "other than" exclude.
+  "except", "other than" exclude; decay arrows with or without spaces ("H -> c c-bar"); "light"
+  after an intensifier ("very light jets") is a mass word, not light flavour.
 
 An observable not named next to a comparison is taken from the comparison ("lighter" means mass,
 "fewer" the constituent count), from the previous condition ("mass above 50 and below 90"), or,
@@ -48,11 +51,13 @@ OBSERVABLES: dict[str, tuple[str, str]] = {
     "tau32": ("tau32", ""),
     "tau43": ("tau43", ""),
     "nparticles": ("constituents", ""),
+    "sd_over_mass": ("soft-drop mass / mass", ""),
+    "mass_over_pt": ("mass / pT", ""),
 }
 # Half-width of the window "near/around/about X" opens, per observable.
 TOLERANCE: dict[str, float] = {
     "mass": 10.0, "sdmass": 10.0, "pt": 20.0, "eta": 0.2, "abs_eta": 0.2,
-    "tau21": 0.05, "tau32": 0.05, "tau43": 0.05, "nparticles": 5.0,
+    "tau21": 0.05, "tau32": 0.05, "tau43": 0.05, "nparticles": 5.0, "sd_over_mass": 0.05, "mass_over_pt": 0.02,
 }
 _GEV = frozenset({"mass", "sdmass", "pt"})
 _INTEGER = frozenset({"nparticles"})
@@ -90,6 +95,15 @@ _TRAILING_UPPER = {"more", "higher", "above", "over", "greater", "heavier", "lar
 _FLIPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
 _TRAILING_IMPLIES = {"lighter": "mass", "heavier": "mass", "fewer": "nparticles", "softer": "pt", "harder": "pt"}
 _OBS_WORDS: tuple[tuple[str, str], ...] = (
+    # Ratios first: "soft-drop mass" and "mass" inside them are not conditions of their own.
+    (r"(?:soft[- ]?drop|groomed|sd)(?: jet)?(?:[ _]?mass)?[- ]?(?:to|/|over)[- ]?(?:the )?"
+     r"(?:(?:jet|ungroomed|full|plain)[- ])?mass(?: ratio| fraction)?|m_?\{?sd\}?\s*/\s*m(?:_?\{?j\}?)?(?![\w])"
+     r"|ratio of (?:the )?(?:soft[- ]?drop|groomed) (?:jet )?mass to (?:the )?(?:(?:jet|ungroomed|full|plain) )?mass"
+     r"|(?:soft[- ]?drop|groomed) mass fraction|mass fraction (?:kept|retained|left) (?:by|after)"
+     r" (?:soft[- ]?drop|grooming)", "sd_over_mass"),
+    (r"(?:jet )?mass[- ]?(?:to|/|over)[- ]?(?:the )?(?:jet )?(?:p_?\{?t\}?|transverse momentum)(?: ratio)?"
+     r"|m_?\{?j?\}?\s*/\s*p_?\{?t\}?|ratio of (?:the )?(?:jet )?mass to (?:its |the )?(?:jet )?(?:p_?\{?t\}?"
+     r"|transverse momentum)", "mass_over_pt"),
     (r"\|\s*(?:eta|η)\s*\||abs\s*\(\s*(?:eta|η)\s*\)|absolute (?:pseudo-?)?rapidity|absolute eta", "abs_eta"),
     (r"soft[- ]?drop(?:ped)?(?: jet)? mass(?:es)?|soft[- ]?drop|groomed(?: jet)? mass(?:es)?|sd[- ]?mass(?:es)?"
      r"|m_?\{?sd\}?", "sdmass"),

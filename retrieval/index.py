@@ -69,17 +69,34 @@ class RetrievalError(JetfmError, ValueError):
 
 
 Window = tuple[float, float]
-# Observables a filter can bound, and the metadata column each one reads (abs_eta: |eta|).
-FILTER_COLUMNS = {
-    "mass": "mass", "sdmass": "sdmass", "pt": "pt", "eta": "eta", "abs_eta": "eta",
-    "tau21": "tau21", "tau32": "tau32", "tau43": "tau43", "nparticles": "nparticles",
+# Observables a filter can bound, and the metadata columns each one reads (abs_eta: |eta|; the ratios
+# sd_over_mass = soft-drop mass / mass, how much grooming keeps, and mass_over_pt, how wide the decay
+# opens: ~2m/pT for two prongs).
+FILTER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mass": ("mass",), "sdmass": ("sdmass",), "pt": ("pt",), "eta": ("eta",), "abs_eta": ("eta",),
+    "tau21": ("tau21",), "tau32": ("tau32",), "tau43": ("tau43",), "nparticles": ("nparticles",),
+    "sd_over_mass": ("sdmass", "mass"), "mass_over_pt": ("mass", "pt"),
 }
+
+
+def observable_values(metadata: pd.DataFrame, name: str) -> np.ndarray:
+    """One filter observable of every jet (float64; NaN where unknown or a ratio's denominator is not
+    positive): the one place that knows how each observable is computed from the metadata."""
+    columns = [_column(metadata, c).astype(np.float64) for c in FILTER_COLUMNS[name]]
+    if name == "abs_eta":
+        return np.abs(columns[0])
+    if len(columns) == 2:
+        numerator, denominator = columns
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(denominator > 0, numerator / denominator, np.nan)
+    return columns[0]
 
 
 @dataclass(frozen=True)
 class JetFilter:
     """Keep jets whose observables lie in closed windows [lo, hi] (``mass``, ``sdmass``, ``pt``,
-    ``eta``, ``abs_eta`` = |eta|, ``tau21``, ``tau32``, ``tau43``, ``nparticles``; -inf/inf for an
+    ``eta``, ``abs_eta`` = |eta|, ``tau21``, ``tau32``, ``tau43``, ``nparticles``, ``sd_over_mass``,
+    ``mass_over_pt``; -inf/inf for an
     open side), whose label is in ``labels`` (process names such as ``"top"`` or label indices) and,
     with ``rows``, whose row id is one of those. NaN values never pass a window."""
 
@@ -92,6 +109,8 @@ class JetFilter:
     tau32: Window | None = None
     tau43: Window | None = None
     nparticles: Window | None = None
+    sd_over_mass: Window | None = None
+    mass_over_pt: Window | None = None
     labels: Sequence[str | int] | None = None
     rows: Sequence[int] | None = None
 
@@ -102,9 +121,7 @@ class JetFilter:
     def mask(self, metadata: pd.DataFrame) -> np.ndarray:
         keep = np.ones(len(metadata), bool)
         for name, (lo, hi) in self.windows().items():
-            values = _column(metadata, FILTER_COLUMNS[name]).astype(np.float64)
-            if name == "abs_eta":
-                values = np.abs(values)
+            values = observable_values(metadata, name)
             keep &= (values >= lo) & (values <= hi)
         if self.labels is not None:
             keep &= np.isin(_column(metadata, "label"), [_label_index(label) for label in self.labels])

@@ -21,7 +21,7 @@ import pandas as pd
 
 from jetfm.backbone.data.classes import PROCESSES
 from jetfm.retrieval.constraints import OBSERVABLES, TOLERANCE, ParsedQuery, parse_query
-from jetfm.retrieval.index import FILTER_COLUMNS, Hits, JetFilter, JetIndex
+from jetfm.retrieval.index import Hits, JetFilter, JetIndex, observable_values
 
 NO_LABELS_NOTE = (
     "this dataset has no truth labels, so the class words cannot be checked: they only steer the ranking"
@@ -92,9 +92,7 @@ def violations(metadata: pd.DataFrame, parsed: ParsedQuery, use_classes: bool = 
     """How far each jet is from meeting the conditions: 0 for jets that pass (see the module docstring)."""
     total = np.zeros(len(metadata))
     for observable, (lo, hi) in parsed.windows().items():
-        values = metadata[FILTER_COLUMNS[observable]].to_numpy(np.float64)
-        if observable == "abs_eta":
-            values = np.abs(values)
+        values = observable_values(metadata, observable)
         outside = np.maximum(lo - values, 0) + np.maximum(values - hi, 0)
         if lo > hi:  # contradictory: every jet misses by the gap at least
             outside = np.maximum(outside, lo - hi)
@@ -126,9 +124,7 @@ def broken(row: dict[str, Any], parsed: ParsedQuery, use_classes: bool = True) -
     """What one jet (a metadata row) breaks of the conditions, in words."""
     out = []
     for cut in parsed.cuts:
-        value = float(row[FILTER_COLUMNS[cut.observable]])
-        if cut.observable == "abs_eta":
-            value = abs(value)
+        value = float(observable_values(pd.DataFrame([row]), cut.observable)[0])
         if math.isnan(value) or not cut.allows(value):
             name, unit = OBSERVABLES[cut.observable]
             shown = "unknown" if math.isnan(value) else f"{value:.3g}{' ' + unit if unit else ''}"

@@ -88,6 +88,25 @@ def test_parser_reads_class_words_in_their_sense(text, classes):
     assert parse_query(text).classes == classes, parse_query(text).describe()
 
 
+@pytest.mark.parametrize(("text", "observable", "window"), [
+    ("soft-drop to jet mass ratio below 0.5", "sd_over_mass", (-math.inf, math.nextafter(0.5, -math.inf))),
+    ("groomed mass fraction of at least 0.9", "sd_over_mass", (0.9, math.inf)),
+    ("m_SD/m < 0.4", "sd_over_mass", (-math.inf, math.nextafter(0.4, -math.inf))),
+    ("mass-to-pT ratio exceeding 0.25", "mass_over_pt", (math.nextafter(0.25, math.inf), math.inf)),
+    ("ratio of the jet mass to its transverse momentum between 0.1 and 0.2", "mass_over_pt", (0.1, 0.2)),
+])
+def test_ratios_are_observables_not_masses(text, observable, window):
+    assert parse_query(text).windows() == {observable: window}, parse_query(text).describe()
+
+
+def test_ratio_filters_compute_the_ratio():
+    metadata = pd.DataFrame({"mass": [100.0, 100.0, 0.0], "sdmass": [30.0, 95.0, 0.0], "pt": [600.0, 300.0, 600.0]})
+    groomed_away = parse_query("soft-drop mass / mass below 0.5").filter()
+    assert groomed_away.mask(metadata).tolist() == [True, False, False]  # 0/0 is unknown and never passes
+    wide = parse_query("m/pT above 0.3").filter()
+    assert wide.mask(metadata).tolist() == [False, True, False]
+
+
 def test_a_particles_mass_is_compared_with_the_jets_mass():
     assert parse_query("jets near the Z mass").windows() == {"mass": (pytest.approx(81.2), pytest.approx(101.2))}
     assert parse_query("between the W and the top mass").windows() == {"mass": (80.4, 173.0)}
