@@ -11,10 +11,10 @@ from typing import Any
 from jetfm.backbone.data.readers import count_jets
 from jetfm.tools.catalog import Catalog
 from jetfm.tools.datasets import dataset_files, show_jet
-from jetfm.tools.models import DEFAULT_MODEL
 from jetfm.tools.registry import ToolError
 from jetfm.tools.run import run_tool
 from jetfm.tools.search import label_name
+from jetfm.tools.shipped import DEFAULT_MODEL
 
 AUTO_INDEX = "auto"  # use the dataset's index with the default backbone, built on first use
 

@@ -252,7 +252,7 @@ def catalog_context() -> PlanContext:
     """The workspace's artifacts, most recent first, and its unfinished jobs."""
     from jetfm.tools.catalog import Catalog
     from jetfm.tools.jobs import JobStore
-    from jetfm.tools.models import shipped_models
+    from jetfm.tools.shipped import shipped_models
 
     arts = sorted(Catalog().list(), key=lambda a: a.created, reverse=True)
     of = lambda kind: [a.name for a in arts if a.kind == kind]  # noqa: E731

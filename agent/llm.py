@@ -132,9 +132,7 @@ def cache_root() -> Path:
 def source_fingerprint(adapter: str | Path | None) -> dict[str, Any]:
     """What the cached weights were made from: the GGUF file (name, size, hash of its first and last
     MiB) and the adapter's files (size and full hash), and the library versions that made them."""
-    import peft
-    import torch
-    import transformers
+    from importlib.metadata import version  # not ``import peft``: 4 s of imports only for its version
 
     gguf = embedded_model_folder() / EMBEDDED_GGUF
     size = gguf.stat().st_size
@@ -147,7 +145,7 @@ def source_fingerprint(adapter: str | Path | None) -> dict[str, Any]:
     for name in ("adapter_config.json", "adapter_model.safetensors") if adapter is not None else ():
         data = (Path(adapter) / name).read_bytes()
         files[f"adapter/{name}"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    versions = {"transformers": transformers.__version__, "peft": peft.__version__, "torch": torch.__version__}
+    versions = {name: version(name) for name in ("transformers", "peft", "torch")}
     return {"format": CACHE_FORMAT, "files": files, "versions": versions}
 
 

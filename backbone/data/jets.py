@@ -14,13 +14,11 @@ import numpy as np
 from jetfm.backbone.data.classes import jet_class
 from jetfm.backbone.data.kinematics import pt_eta_phi_mass as _kinematics
 from jetfm.backbone.data.pythia import TruthObject
-from jetfm.backbone.data.schema import LABEL_BRANCHES, PARTICLE_BRANCHES, pid_flags
+from jetfm.backbone.data.schema import DEFAULT_PT_WINDOW, LABEL_BRANCHES, PARTICLE_BRANCHES, pid_flags
 
 _FASTJET_BANNER_SHOWN = False
 
 
-# The jet pT window [GeV] of generation when none is given (the top-tagging reference's).
-DEFAULT_PT_WINDOW = (550.0, 650.0)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ import numpy as np
 
 from jetfm.backbone.data.classes import JET_CLASSES, PROCESSES
 
+# The jet pT window [GeV] of generation when none is given (the top-tagging reference's).
+DEFAULT_PT_WINDOW = (550.0, 650.0)
+
 TREE_NAME = "tree"
 
 PARTICLE_KINEMATICS = ("part_px", "part_py", "part_pz", "part_energy")
