@@ -38,7 +38,7 @@ from jetfm.backbone.data.classes import CLASSES, JET_CLASSES, PROCESSES, JetClas
 from jetfm.errors import UsageError
 
 SPLITS = ("train", "eval")
-CLASS_SHARE = 0.25  # captions whose subject names the class
+CLASS_SHARE = 0.4  # captions whose subject names the class
 ORIGIN_SHARE = 0.2  # captions whose subject states the class through its physics, without its name
 
 # Thresholds on the N-subjettiness ratios that separate four-, three-, two- and one-pronged jets in

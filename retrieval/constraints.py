@@ -172,24 +172,58 @@ def _class_vocabulary() -> list[tuple[str, frozenset[str]]]:
 CLASS_VOCABULARY = _class_vocabulary()
 
 
-def _arrows(phrase: str) -> str:
-    """One spelling of a decay: "H -> c c-bar", "h->c c-bar" and "H to c c-bar" all read "h->c c-bar"."""
-    return re.sub(r"\s*(?:->|→|\bto\b)\s*", "->", phrase.lower())
+# A decay is written many ways: "H -> b b-bar", "Higgs to bb", "h->bbbar", "W -> q q'", "t->b l nu".
+# Its canonical form names the parent by one letter and squeezes the products: "h->bb", "w->qq",
+# "t->blv"; the pattern that reads it allows every spelling of the same canonical form.
+_PARENTS = {"h": ("higgs boson", "higgs", "h"), "t": ("top quark", "top", "t"), "w": ("w boson", "w"),
+            "z": ("z boson", "z")}
+_ARROW = r"\s*(?:->|→|\bto\b)\s*"
+_PARENT_NAMES = "|".join(a for names in _PARENTS.values() for a in names)
+_DECAY = re.compile(rf"^(?P<parent>{_PARENT_NAMES}){_ARROW}(?P<products>.+)$")
+
+
+def _canonical(phrase: str) -> str:
+    """One spelling of a class phrase: decays as ``parent->products`` (see above), other words as typed."""
+    lower = phrase.lower().strip()
+    decay = _DECAY.match(lower)
+    if decay is None:
+        return lower
+    parent = next(p for p, names in _PARENTS.items() if decay["parent"] in names)
+    products = re.sub(_ARROW, "->", decay["products"])
+    products = re.sub(r"\bnu\b|ν", "v", products)
+    products = re.sub(r"[\s'-]+|bar", "", products)
+    return f"{parent}->{products}"
+
+
+def _decay_pattern(canonical: str) -> str | None:
+    """A regex that reads every spelling of a canonical decay ("h->bb": "Higgs to b b-bar", "H->bbbar")."""
+    if "->" not in canonical or canonical.split("->")[0] not in _PARENTS:
+        return None
+    parent, products = canonical.split("->", 1)
+    gap = r"(?:[\s'-]*(?:bar)?)*"  # spaces, primes and anti-particle marks between product letters
+    body = []
+    for part in products.split("->"):
+        letters = [r"(?:v|nu|ν)" if ch == "v" else re.escape(ch) for ch in part]
+        body.append(gap.join(letters) + r"(?:[\s-]*bar)?'?")
+    names = "|".join(re.escape(n) for n in _PARENTS[parent] if len(n) > 1)
+    # One-letter parents ("W", "Z", "H", "t") are read in any case only before an arrow or "to".
+    return rf"(?:{names}|{parent}){_ARROW}" + _ARROW.join(body)
 
 
 _CLASS_BY_PHRASE: dict[str, frozenset[str]] = {}
 for _phrase, _classes in CLASS_VOCABULARY:
-    _CLASS_BY_PHRASE[_arrows(_phrase)] = _CLASS_BY_PHRASE.get(_arrows(_phrase), frozenset()) | _classes
+    _CLASS_BY_PHRASE[_canonical(_phrase)] = _CLASS_BY_PHRASE.get(_canonical(_phrase), frozenset()) | _classes
 NOMINAL_MASS = {c.name: c.nominal_mass for c in JET_CLASSES}
 
 
 def _class_pattern() -> str:
-    parts = []
+    decays = sorted({d for d in (_decay_pattern(k) for k in _CLASS_BY_PHRASE) if d}, key=len, reverse=True)
+    parts = [*decays]
     for phrase, _ in CLASS_VOCABULARY:
-        # Decay arrows with or without spaces, and "to" for an arrow: "H -> c c-bar", "H->cc", "H to cc".
-        body = re.sub(r"\\ to\\ |\\->", r"\\s*(?:\\ to\\ |->|→)\\s*", re.escape(phrase))
+        if _decay_pattern(_canonical(phrase)):
+            continue
         # One- and two-letter words ("W", "Z") only in capitals: "z" or "w" in lower case is rarely a boson.
-        parts.append(f"(?-i:{re.escape(phrase.upper())})" if len(phrase) <= 2 else body)
+        parts.append(f"(?-i:{re.escape(phrase.upper())})" if len(phrase) <= 2 else re.escape(phrase))
     return r"(?<![\w>])(?:" + "|".join(parts) + r")(?:s|es|'s)?(?![\w'])"
 
 
@@ -262,7 +296,7 @@ def _token(kind: str, match: re.Match[str]) -> _Token:
     elif kind == "class":  # the phrase itself, or without its plural ending ("tops", "Higgses", "W's")
         lower = text.lower()
         forms = (lower, lower.removesuffix("'s"), lower.removesuffix("es"), lower.removesuffix("s"))
-        token.value = next(_CLASS_BY_PHRASE[_arrows(f)] for f in forms if _arrows(f) in _CLASS_BY_PHRASE)
+        token.value = next(_CLASS_BY_PHRASE[_canonical(f)] for f in forms if _canonical(f) in _CLASS_BY_PHRASE)
     return token
 
 

@@ -80,6 +80,11 @@ def test_parser_says_what_it_assumed():
     ("jets from a top quark", ("top",)),  # "from" that opens no "from X to Y" range leaves the class alone
     ("anything from t->b l nu decays", ("tbl",)),
     ("Higgs to bb", ("hbb",)),
+    ("Higgs to b b-bar jets", ("hbb",)),  # every spelling of one decay: parent names, bars, spaces
+    ("h->bbbar", ("hbb",)),
+    ("W -> q q-bar' jets", ("wqq",)),
+    ("Z->qqbar", ("zqq",)),
+    ("H → c c̄", ("hcc",)),  # an arrow sign and a combining overline
     ("very light jets", None),  # light in mass, not light flavour
     ("a pair of light subjets", None),
     ("light jets", ("qcd",)),  # light flavour: the b-tagging convention
