@@ -33,7 +33,7 @@ class LLMUnavailable(JetfmError, RuntimeError):
 
 @dataclass
 class LoadedLM:
-    model: Any  # a transformers causal LM (possibly wrapped by peft)
+    model: Any  # a transformers causal LM (possibly wrapped by peft), or agent/llama.py's LlamaLM
     tokenizer: Any
     name: str
 
@@ -163,19 +163,34 @@ def _load_embedded(adapter: str | Path | None) -> LoadedLM:
     if stored.exists():
         try:
             if json.loads(stored.read_text()) == fingerprint:
-                lm = load_base(str(folder))
-                lm.name = name
-                return lm
+                return _load_cached(folder, name)
         except (OSError, ValueError, LLMUnavailable) as err:
             log.warning("the cached LLM in %s is unreadable (%s); making it again", folder, err)
     lm = _merge(load_base(None), adapter)
-    _save(lm, folder, fingerprint)
+    if _save(lm, folder, fingerprint):
+        return _load_cached(folder, name)  # the same implementation as every later process
     return lm
 
 
-def _save(lm: LoadedLM, folder: Path, fingerprint: dict[str, Any]) -> None:
+def _load_cached(folder: Path, name: str) -> LoadedLM:
+    """The workspace's copy of the embedded model: run by agent/llama.py when it fits (no transformers
+    import: seconds off a cold ``jetfm ask``), else loaded by transformers."""
+    from jetfm.agent.llama import Tokenizer, load_llama, supported
+
+    if supported(folder):
+        _threads()
+        try:
+            return LoadedLM(model=load_llama(folder), tokenizer=Tokenizer(folder), name=name)
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            log.warning("the cached LLM in %s did not load directly (%s); loading it with transformers", folder, err)
+    lm = load_base(str(folder))
+    lm.name = name
+    return lm
+
+
+def _save(lm: LoadedLM, folder: Path, fingerprint: dict[str, Any]) -> bool:
     """Write the loaded model to ``folder`` atomically (a temporary folder renamed); a failure only
-    costs the next process the slow load."""
+    costs the next process the slow load. Whether it was written."""
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     model = lm.model
     # transformers marks a model read from GGUF as quantized, but its weights are de-quantized floats:
@@ -190,9 +205,11 @@ def _save(lm: LoadedLM, folder: Path, fingerprint: dict[str, Any]) -> None:
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
+        return True
     except (OSError, ValueError) as err:
         log.warning("could not cache the LLM in %s: %s", folder, err)
         shutil.rmtree(tmp, ignore_errors=True)
+        return False
     finally:
         model.hf_quantizer = marker[0]
         if marker[1] is not None:

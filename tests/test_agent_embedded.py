@@ -94,3 +94,41 @@ def test_embedded_agent_imports_a_file_of_the_workspace(tmp_path, monkeypatch, p
     answer, calls = ChatAgent(BackendConfig(kind="embedded")).ask(f"import the file {path} as dataset notes")
     assert calls[0]["tool"] == "import_dataset" and calls[0]["ok"], answer
     assert Catalog(tmp_path).get("notes").metrics["n_jets"] == 20
+
+
+def test_cached_model_runs_without_transformers_and_matches_it(planner):
+    """The cached copy is run by agent/llama.py (no transformers import on the cold path): its
+    logits and tokens must be transformers' own, incrementally and for batched candidates."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jetfm.agent.llama import LlamaLM, Tokenizer
+    from jetfm.agent.llm import cache_root
+
+    lm = planner.router.lm
+    assert isinstance(lm.model, LlamaLM) and isinstance(lm.tokenizer, Tokenizer)
+    folder = next(p for p in cache_root().iterdir() if p.name.startswith("SmolLM2-135M-Instruct+router-lora"))
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    hf_tok = AutoTokenizer.from_pretrained(folder)
+    text = "Datasets: tq5k, run2\nRequest: make 5k top jets with pT above 1.2 TeV\nCall: generate_dataset"
+    ids = lm.tokenizer(text)["input_ids"]
+    assert ids == hf_tok(text, add_special_tokens=False)["input_ids"] and lm.tokenizer.decode(ids) == hf_tok.decode(ids)
+    sample = list(range(0, len(hf_tok), 101))
+    assert lm.tokenizer.convert_ids_to_tokens(sample) == hf_tok.convert_ids_to_tokens(sample)
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        ours, theirs = lm.model(input_ids=x[:, :12]), hf(input_ids=x[:, :12], use_cache=True)
+        ours_next = lm.model(input_ids=x[:, 12:], past_key_values=ours.past_key_values)
+        theirs_next = hf(input_ids=x[:, 12:], past_key_values=theirs.past_key_values, use_cache=True)
+        assert torch.allclose(ours.logits, theirs.logits, atol=1e-4)
+        assert torch.allclose(ours_next.logits, theirs_next.logits, atol=1e-4)
+        a, b = copy.deepcopy(ours_next.past_key_values), copy.deepcopy(theirs_next.past_key_values)
+        a.batch_repeat_interleave(3)
+        b.batch_repeat_interleave(3)
+        candidates = torch.tensor([[5, 6, 7], [8, 9, 2], [11, 2, 2]])
+        mask = torch.ones((3, x.shape[1] + 3), dtype=torch.long)
+        assert torch.allclose(lm.model(input_ids=candidates, past_key_values=a, attention_mask=mask).logits,
+                              hf(input_ids=candidates, past_key_values=b, attention_mask=mask, use_cache=True).logits,
+                              atol=1e-4)
