@@ -112,7 +112,8 @@ _OBS_WORDS: tuple[tuple[str, str], ...] = (
     (r"(?:τ|tau)[ _]?\{?43\}?|τ₄₃|(?:τ|tau)_?4\s*/\s*(?:τ|tau)_?3", "tau43"),
     (r"transverse momenta|transverse momentum|p_?\{?t\}?|momentum", "pt"),
     (r"(?:pseudo-?)?rapidity|eta|η", "eta"),
-    (r"number of (?:constituents|particles)|constituent (?:count|multiplicity)|particle (?:count|multiplicity)"
+    (r"number of (?:constituent )?(?:constituents|particles)|constituent (?:count|multiplicity|particles)"
+     r"|particle (?:count|multiplicity)"
      r"|constituents|particles|multiplicity|n_?const(?:ituents)?|n_?particles", "nparticles"),
     (r"(?:jet |invariant )?mass(?:es)?|m_?\{?j\}?", "mass"),
 )

@@ -112,6 +112,11 @@ def test_ratio_filters_compute_the_ratio():
     assert wide.mask(metadata).tolist() == [False, True, False]
 
 
+def test_constituent_particles_are_the_constituent_count():
+    assert parse_query("H->gg jets having more than 60 constituent particles").windows() == {
+        "nparticles": (math.nextafter(60.0, math.inf), math.inf)}
+
+
 def test_a_particles_mass_is_compared_with_the_jets_mass():
     assert parse_query("jets near the Z mass").windows() == {"mass": (pytest.approx(81.2), pytest.approx(101.2))}
     assert parse_query("between the W and the top mass").windows() == {"mass": (80.4, 173.0)}
