@@ -12,6 +12,9 @@ RSS after the first 50 steps, and the growth from there to the end.
 
 The phases use only the training loop (`backbone.train.Trainer`), so the same script measures an
 older checkout: run it with PYTHONPATH pointing at that checkout's package and ``--label before``.
+A checkout from before the ``jetfm`` namespace (top-level ``backbone`` package, e.g. 85018fd, the
+landed main the memory issue was measured on) is given with ``--old-root``: its training modules
+stand in for ``jetfm.backbone``'s (the memory sampler stays this checkout's).
 Results accumulate in benchmarks/results/memory.json under their label.
 """
 
@@ -47,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     parser.add_argument("--pretrained", type=Path, help="encoder the finetune starts from (default: the pretraining's)")
+    parser.add_argument("--old-root", type=Path, help="checkout with a top-level 'backbone' package (pre-namespace)")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -57,9 +61,11 @@ def run_phase(args: argparse.Namespace) -> dict:
 
     import torch
 
+    from jetfm.backbone.memory import resident_memory
+    if args.old_root:
+        _use_old_modules(args.old_root)
     from jetfm.backbone.data.cache import open_cache
     from jetfm.backbone.finetune import LabelSubset, build_classifier
-    from jetfm.backbone.memory import resident_memory
     from jetfm.backbone.pretrain.base import create_objective
     from jetfm.backbone.registry import create_model
     from jetfm.backbone.train import TrainConfig, Trainer
@@ -121,6 +127,15 @@ def run_phase(args: argparse.Namespace) -> dict:
     }
 
 
+def _use_old_modules(root: Path) -> None:
+    """``jetfm.backbone.X`` is the old checkout's ``backbone.X`` for the modules a phase imports."""
+    import importlib
+
+    sys.path.insert(0, str(root.resolve()))
+    for name in ("data.cache", "finetune", "pretrain.base", "registry", "train", "checkpoint"):
+        sys.modules[f"jetfm.backbone.{name}"] = importlib.import_module(f"backbone.{name}")
+
+
 def main() -> None:
     args = parse_args()
     if args.phase:
@@ -128,7 +143,7 @@ def main() -> None:
         return
     import jetfm
 
-    code = str(Path(jetfm.__file__).resolve().parent)
+    code = str(args.old_root.resolve() if args.old_root else Path(jetfm.__file__).resolve().parent)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     phases = results.get(args.label, {}).get("phases", {})  # a phase run on its own joins the others
     for phase in args.phases:
