@@ -23,8 +23,9 @@ from functools import lru_cache
 
 # Words that start an action, by the tools they may mean. Prefixes: "simulat" covers simulate(d).
 ACTION_WORDS: dict[str, tuple[str, ...]] = {
-    "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets"),
-    "plot_observable": ("plot", "histogram", "draw", "distribution"),
+    "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets",
+                         "average", "on average"),
+    "plot_observable": ("plot", "histogram", "draw", "distribution", "spectrum", "spectra"),
     "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry"),
     "generate_dataset": ("generat", "simulat", "produce", "producing", "make"),
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
@@ -43,7 +44,10 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate"),
     "job_status": ("status", "progress", "check job", "check on", "how is job", "how far"),
-    "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets"),
+    "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets",
+                       "my datasets", "my models", "my indexes", "my indices", "my jobs", "my embeddings",
+                       "my workspace", "have i made", "have i built", "have i created", "have i generated",
+                       "have i trained"),
 }
 # Words that name a tool's subject but never start an action of their own: ", product-quantised IVF"
 # says how to do the action before it.
@@ -53,6 +57,40 @@ STARTING_WORDS = ("restart", "rerun", "re-run", "redo", "relaunch", "re-launch",
                   "kick off", "run")
 _THEN = r"(?:then|afterwards|after that|after this|finally|and also|as well as|followed by)"
 _SEPARATOR = re.compile(rf"\s*(?:[,;]\s*(?:and\s+)?(?:{_THEN}\s+)?|\s(?:and\s+)?{_THEN}\s+)", re.I)
+
+
+# One jet pointed at: "jet 7", "entry 12", "#256", "the first jet", "the 3rd event".
+_ONE_JET = re.compile(r"\b(?:jets?|entry|entries|events?)\s*(?:number\s*|no\.\s*)?#?\s*\d+\b|#\s*\d+\b"
+                      r"|\b(?:first|last|\d+(?:st|nd|rd|th))\s+(?:jet|entry|event)\b", re.I)
+_THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # with "similar to": a jet
+_LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
+_SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
+# "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
+_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+)?embeddings\b", re.I)
+# Verbs that go with many actions ("find the weirdest jets", "show me jet 3"): they propose a text
+# search only when no more specific action word is there.
+GENERIC_TOOLS = ("search_text",)
+
+
+def proposed_tools(text: str) -> tuple[str, ...]:
+    """The tools an action's words propose (ACTION_WORDS), made specific: a jet that is pointed at
+    ("like #256", "show me the first jet") means a similar-jet search or the jet's display; "look
+    like" without one ("jets that look like a boosted W") describes jets for a text search; a
+    generic verb gives way to a specific action word ("find the weirdest jets": a scan)."""
+    tools = list(tools_of(text))
+    like = bool(_LIKE.search(text))
+    one_jet = bool(_ONE_JET.search(text)) or (like and bool(_THAT_ONE.search(text)))
+    if one_jet and like and "search_similar" not in tools:
+        tools.append("search_similar")
+    if one_jet and _SHOW.search(text) and "search_similar" not in tools and "show_jet" not in tools:
+        tools.append("show_jet")
+    if "embed" in tools and len(tools) > 1 and not re.search(r"\bembed", _EMBEDDINGS_USED.sub(" ", text), re.I):
+        tools.remove("embed")
+    if "search_similar" in tools and not one_jet and "search_text" in tools:
+        tools.remove("search_similar")
+    if any(t not in GENERIC_TOOLS for t in tools):
+        tools = [t for t in tools if t not in GENERIC_TOOLS]
+    return tuple(t for t in ACTION_WORDS if t in tools)
 
 
 @dataclass(frozen=True)
@@ -97,7 +135,7 @@ def action_clauses(request: str) -> list[Clause]:
     clauses: list[Clause] = []
     for start, end in _pieces(request):
         text = request[start:end].strip()
-        tools = tools_of(text)
+        tools = proposed_tools(text)
         # "import X and register it as Y": the same action again on "it" is the action before, named
         same = bool(clauses) and tools == clauses[-1].tools and re.search(r"\b(?:it|them)\b", text, re.I)
         if tools and _starts_an_action(text) and not same:

@@ -175,6 +175,21 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     return ent
 
 
+# Words of jetfm's world: a request with none of them, no action word and nothing named ("book a
+# meeting room", "order pizza") is one no tool answers.
+_DOMAIN = re.compile(r"\b(?:jets?|particles?|constituents?|datasets?|samples?|models?|backbones?|taggers?"
+                     r"|index(?:es)?|embeddings?|workspace|artifacts?|jobs?|files?|plots?|histograms?|auc|roc"
+                     r"|events?|physics|collider|detector)\b", re.I)
+
+
+def off_topic(ent: Entities) -> bool:
+    """Whether the request names nothing a tool works on: no action, artifact, class, term, path or
+    back-reference, and no word of jetfm's world."""
+    named = (ent.clauses or ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.classes
+             or ent.terms or ent.new_names or ent.words or ent.by_class or ent.anaphora or ent.repeat)
+    return not named and not _DOMAIN.search(ent.request)
+
+
 def _format(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 

@@ -42,7 +42,7 @@ from jetfm.agent.callformat import (
 )
 from jetfm.agent.clauses import Clause
 from jetfm.agent.context import NeedsAnswer
-from jetfm.agent.entities import Entities, extract
+from jetfm.agent.entities import Entities, extract, off_topic
 from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import vocabulary_of
 from jetfm.agent.llm import LoadedLM
@@ -364,6 +364,8 @@ class Router:
             ent = ent.within(clause)
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
+        elif not done and off_topic(ent):  # "order pizza": no tool's words; ending gets the head start
+            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]
         target = None if clause is not None else next_target(ent, done)
         if target is not None:
             # "embed tq5k and run2 with it", "cancel job-1 and job-2": one action on several named
@@ -508,6 +510,8 @@ def grounded_values(
             roles = ("jets_total",)  # "5k top and 5k QCD": n_jets is the total, the parts are no choice
         fits = [n.value for n in ent.numbers if n.role in roles or not n.role]
         fits += [v for v in _again(f, tool, context) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if (tool, f.name) in JET_POINTERS:  # "show me jet 5", then "jets similar to that one": jet 5
+            fits += _previous_jet(context)
         values = [v for v in fits if f.accepts(v) and (v not in used or said.count(v) > 1)]
         if f.kind == "int":
             values = [int(v) for v in values if float(v).is_integer()]
@@ -590,6 +594,21 @@ def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
     for call in context.previous:
         value = (call.get("args") or {}).get(f.name) if call.get("tool") == tool else None
         out += value if isinstance(value, list) else [] if value is None else [value]
+    return out
+
+
+# The argument of each tool that points at one jet of a dataset.
+JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
+
+
+def _previous_jet(context: PlanContext) -> list[int]:
+    """The jets the previous turn pointed at (a displayed jet, a search's query jet), latest first."""
+    out = []
+    for call in reversed(context.previous):
+        for tool, name in JET_POINTERS:
+            value = (call.get("args") or {}).get(name) if call.get("tool") == tool else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                out.append(value)
     return out
 
 

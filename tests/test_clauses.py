@@ -217,3 +217,46 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         ("import_dataset",)
     ]
     assert len(action_clauses("describe wz_mix and then describe qcd_bg")) == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "tools"),
+    [
+        # a jet pointed at: a similar-jet search or its display, not a text search
+        ("find jets like #256 in qcd_bg, 100 of them", ("search_similar",)),
+        ("now find the ten jets most similar to that one", ("search_similar",)),
+        ("show me the very first jet of tt_sample", ("show_jet",)),
+        ("draw jets 3 and 4 of wz_mix", ("plot_observable", "show_jet")),  # the model chooses between them
+        # "look like" with no jet: a description to search for
+        ("find jets that look like a boosted W in wz_mix", ("search_text",)),
+        # a generic verb gives way to a specific action word
+        ("find the weirdest jets in tt_sample compared to qcd_bg", ("anomaly_scan",)),
+        ("what's the average number of constituents per jet in qcd_bg?", ("describe_dataset",)),
+        ("show me my indexes", ("build_index", "list_artifacts")),
+        # embeddings another action uses are no embedding action
+        ("index tt_sample with clr_tiny embeddings, product-quantised IVF", ("build_index",)),
+    ],
+)
+def test_proposed_tools_are_specific(request_: str, tools: tuple[str, ...]) -> None:
+    assert [c.tools for c in action_clauses(request_)] == [tools]
+
+
+def test_requests_outside_jetfm_are_told_apart() -> None:
+    from jetfm.agent.entities import off_topic
+
+    for request_ in ("book a meeting room for tomorrow at 10", "can you order pizza for the group meeting?", "hi!"):
+        assert off_topic(extract(request_, CTX)), request_
+    for request_ in ("what is in the workspace?", "how many jets does qcd_bg hold", "what's my top tagger's AUC",
+                     "thanks, and plot it again"):
+        assert not off_topic(extract(request_, CTX)), request_
+
+
+def test_that_one_is_the_jet_the_previous_turn_showed() -> None:
+    from jetfm.agent.callformat import tool_fields
+    from jetfm.agent.router import grounded_values
+
+    ctx = PlanContext(datasets=["tt_sample"], previous=[{"tool": "show_jet", "args": {"dataset": "tt_sample",
+                                                                                          "index": 5}}])
+    entry = next(f for f in tool_fields("search_similar") if f.name == "entry")
+    ent = extract("now find the ten jets most similar to that one", ctx)
+    assert 5 in grounded_values(entry, "search_similar", ent, ctx, {"dataset": [], "model": [], "index": []}, {})
