@@ -27,7 +27,7 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
                          "average", "on average"),
     "plot_observable": ("plot", "histogram", "draw", "distribution", "spectrum", "spectra"),
     "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry"),
-    "generate_dataset": ("generat", "simulat", "produce", "producing", "make"),
+    "generate_dataset": ("generat", "gen ", "simulat", "produce", "producing", "make"),
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
     "pretrain": ("pretrain", "pre-train", "pre train"),
     "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",

@@ -57,6 +57,7 @@ REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it
 @dataclass
 class Entities:
     request: str = ""
+    action_text: str = ""  # the words of the action being planned (`within`); "" for the whole request
     terms: dict[str, list[object]] = field(default_factory=dict)  # vocabulary -> canonical values (lexicon)
     numbers: list[Number] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)  # known names the request says, by role
@@ -99,7 +100,8 @@ class Entities:
         for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):
             text = _without(name, text)
         classes = _unique(c for c in find_terms(text).get("class", []) if isinstance(c, str))
-        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, **named)
+        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes,
+                       action_text=clause.text, **named)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -188,6 +190,34 @@ def off_topic(ent: Entities) -> bool:
     named = (ent.clauses or ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.classes
              or ent.terms or ent.new_names or ent.words or ent.by_class or ent.anaphora or ent.repeat)
     return not named and not _DOMAIN.search(ent.request)
+
+
+_SEARCH_VERB = re.compile(
+    r"^\s*(?:(?:please|now|then|also|and|can you|could you|i want to|i'd like to|i would like to)\s+)*"
+    r"(?:find|search(?:\s+for)?|look\s+for|show(?:\s+me)?|retrieve|get(?:\s+me)?|give\s+me|fetch|pull\s+up)"
+    r"\s+(?:me\s+)?(?:(?:the\s+)?(?:top|best|first)\s+)?", re.I)
+# The count of results right after the verb ("find 25 ...", "show me ten ..."); "three-prong" stays.
+_COUNT = re.compile(r"^(?:\d[\d,]*k?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen"
+                    r"|twenty|thirty|forty|fifty|a hundred|hundred)\s+(?=\S)", re.I)
+
+
+def search_description(ent: Entities) -> str:
+    """What a text search is asked to find, in the request's own words: the action's text without its
+    verb, its count of results and the datasets it names ("find 25 three-prong jets in boosted_tt with
+    soft-drop mass between 150 and 200 GeV" -> "three-prong jets with soft-drop mass between 150 and
+    200 GeV"). A candidate for the query beside the model's own (agent/router.py); "" if nothing is left."""
+    text = ent.action_text or ent.request
+    for name in (*ent.datasets, *ent.models, *ent.indexes, *ent.paths):
+        pattern = rf"(?:\b(?:in|from|of|within|among|inside|over|on|using|with)\s+(?:the\s+)?" \
+                  rf"(?:(?:dataset|sample|model|index)\s+)?)?{re.escape(name)}(?![\w.-])"
+        text = re.sub(pattern, " ", text, flags=re.I)
+    text = re.sub(r"\b(?:in|from|of|among|within)\s+(?:it|them|that|this|those)\b", " ", text, flags=re.I)
+    text = re.sub(r"\s+", " ", text)
+    text = _SEARCH_VERB.sub("", text, count=1)
+    text = _COUNT.sub("", text, count=1)
+    text = re.sub(r"\s+", " ", text).strip(" ,.;:!?")
+    text = re.sub(r"\s*,?\s*(?:please|pls|thanks)$", "", text, flags=re.I)
+    return text if len(text.split()) >= 2 else ""
 
 
 def _format(value: float) -> str:

@@ -42,7 +42,7 @@ from jetfm.agent.callformat import (
 )
 from jetfm.agent.clauses import Clause
 from jetfm.agent.context import NeedsAnswer
-from jetfm.agent.entities import Entities, extract, off_topic
+from jetfm.agent.entities import Entities, extract, off_topic, search_description
 from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import vocabulary_of
 from jetfm.agent.llm import LoadedLM
@@ -129,6 +129,10 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
         stated.add("model")  # "a tiny tagger from scratch": the size is the model
     if any(i not in used_names for i in ent.indexes):  # "using idx-run2-jetfm-default"
         stated |= {f.name for f in fields if f.kind == "index"}
+    # A dataset the action names is the one to use ("find 25 jets in boosted_tt ..."), even where the
+    # field is optional (a search defaults to the latest dataset).
+    if any(d not in used_names for d in ent.datasets):
+        stated |= {f.name for f in fields if f.kind == "dataset" and f.name == "dataset"}
     if len([d for d in ent.datasets if d not in used_names]) >= 2:  # "scan X with Y as the reference"
         stated |= {f.name for f in fields if f.name == "reference"}
     # Two classes or more named are the classes a classifier separates ("W, Z and light-quark/gluon")
@@ -205,6 +209,12 @@ class _Decoder:
         if prior is not None:
             scores = [s + p for s, p in zip(scores, prior)]
         return max(range(len(candidates)), key=scores.__getitem__)
+
+    def fork(self) -> _Decoder:
+        """A copy that can commit text without changing this one (to try a continuation)."""
+        other = copy.copy(self)
+        other.cache = copy.deepcopy(self.cache)
+        return other
 
     @torch.no_grad()
     def free_text(self, banned: torch.Tensor, stop_id: int, closes: torch.Tensor) -> str:
@@ -449,11 +459,12 @@ class Router:
             f = value
             pending_list = None
             pos = fields.index(f) + 1
-            args[f.name] = self._value(dec, f, candidates(f), tool, args)
+            args[f.name] = self._value(dec, f, candidates(f), tool, args, ent)
             if f.kind == "enum_list":
                 pending_list = f
 
-    def _value(self, dec: _Decoder, f: FieldSpec, cands: list[Any], tool: str, args: dict[str, Any]) -> Any:
+    def _value(self, dec: _Decoder, f: FieldSpec, cands: list[Any], tool: str, args: dict[str, Any],
+               ent: Entities | None = None) -> Any:
         if f.kind in ("text", "text_list"):
             dec.commit('"')
             if cands:  # a file path is copied from the request, never made up
@@ -463,7 +474,11 @@ class Router:
                 return path
             # a file path has no spaces: the path ends where the model would start a new word
             banned = self._banned | self._spaced if f.name == "path" else self._banned
-            text = dec.free_text(banned, self._quote, self._closes)
+            described = search_description(ent) if ent and (tool, f.name) == ("search_text", "query") else ""
+            if described:
+                text = self._query(dec, banned, described)
+            else:
+                text = dec.free_text(banned, self._quote, self._closes)
             if f.kind == "text_list":
                 return [p.strip() for p in text.split(TEXT_LIST_SEP) if p.strip()]
             return text
@@ -478,6 +493,24 @@ class Router:
         for seg in segs:
             dec.commit(seg)
         return [value] if f.kind == "enum_list" else value
+
+    def _query(self, dec: _Decoder, banned: torch.Tensor, described: str) -> str:
+        """A search query: the model's own text, or the request's description of what to find (see
+        entities.search_description). The model chooses; a text that drops conditions the request
+        states ("between 150 and 200 GeV" -> a query without them) is never preferred, since the
+        search applies exactly the conditions its query states."""
+        from jetfm.retrieval.constraints import parse_query
+
+        own = dec.fork().free_text(banned, self._quote, self._closes)
+        options = _unique([own, described])
+        prior = None
+        if len(options) > 1:
+            stated = [len(parse_query(o).describe()) for o in options]
+            prior = [STEP_PRIOR if n > min(stated) else 0.0 for n in stated]
+        text = options[dec.choose(options, then=[self._quote], prior=prior)] if len(options) > 1 else own
+        dec.commit(text)
+        dec.commit_ids([self._quote])
+        return text
 
     def _followers(self, dec: _Decoder, tool: str, f: FieldSpec) -> list[int]:
         """First tokens of every segment that may follow a value of ``f``: another argument, the

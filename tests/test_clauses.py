@@ -201,6 +201,9 @@ def test_named_settings_that_a_call_must_write() -> None:
     assert {"labels", "pt_min"} <= stated_settings("search_similar", ent, [])
     ent = extract("train a tiny tagger from scratch on wz_mix", ctx)
     assert "model" in stated_settings("finetune", ent, [])
+    ent = extract("find 25 three-prong jets in qcd_bg with soft-drop mass between 150 and 200 GeV", ctx)
+    assert "dataset" in stated_settings("search_text", ent, [])  # optional there, but named
+    assert "dataset" not in stated_settings("search_text", ent, [{"tool": "embed", "args": {"dataset": "qcd_bg"}}])
 
 
 def test_a_unit_after_a_range_is_both_edges_and_an_mlp_probe_is_not_linear() -> None:
@@ -260,3 +263,28 @@ def test_that_one_is_the_jet_the_previous_turn_showed() -> None:
     entry = next(f for f in tool_fields("search_similar") if f.name == "entry")
     ent = extract("now find the ten jets most similar to that one", ctx)
     assert 5 in grounded_values(entry, "search_similar", ent, ctx, {"dataset": [], "model": [], "index": []}, {})
+
+
+@pytest.mark.parametrize(
+    ("request_", "described"),
+    [
+        ("find 25 three-prong jets in tt_sample with soft-drop mass between 150 and 200 GeV",
+         "three-prong jets with soft-drop mass between 150 and 200 GeV"),
+        ("please show me ten jets with mass above 150 GeV from qcd_bg, thanks", "jets with mass above 150 GeV"),
+        ("search wz_mix for two-prong jets near the W mass", "two-prong jets near the W mass"),
+        ("find top", ""),  # nothing worth a candidate: the model writes the query
+    ],
+)
+def test_a_search_query_candidate_keeps_the_requests_words(request_: str, described: str) -> None:
+    from jetfm.agent.entities import search_description
+
+    ent = extract(request_, CTX)
+    assert search_description(ent.within(ent.clauses[0])) == described
+
+
+def test_counts_of_jet_parts_are_no_counts_of_jets() -> None:
+    from jetfm.agent.numbers import typed_numbers
+
+    assert [n.role for n in typed_numbers("look for jets with two b-tagged subjets")] == ["parts"]
+    assert [n.role for n in typed_numbers("find 10 jets with 3 prongs")] == ["jets", "parts"]
+    assert [c.tools for c in action_clauses("gen 3k hbb jets pt 300 to 400")] == [("generate_dataset",)]
