@@ -83,7 +83,7 @@ def test_the_router_reads_each_action_in_its_own_words() -> None:
     assert grounded_values(field("pretrain", "steps"), "pretrain", second, CTX, made, {}) == [300]
     # "similar to jet 4": the entry is a stated setting of a similarity search
     ent = extract("find 12 jets similar to jet 4 of wz_mix", CTX)
-    assert stated_settings("search_similar", ent, []) == {"k", "entry"}
+    assert stated_settings("search_similar", ent, []) == {"k", "entry", "dataset"}
 
 
 @pytest.mark.parametrize(
