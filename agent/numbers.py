@@ -111,9 +111,10 @@ _AFTER_ROLES = (
     ("k", re.compile(r"^\s*(?:\w+\s+){0,2}?(?:nearest\s+)?(?:neighbou?rs?|nn|most similar|closest|similar|matches|"
                      r"hits)\b")),
     ("n_labels", re.compile(r"^\s*(?:labell?ed|labels?|training (?:jets|examples)|examples|labell?ed examples)\b")),
-    # "two b-tagged subjets", "30 constituents": parts of a jet, no count of jets or results
-    ("parts", re.compile(r"^\s*(?:[\w\-]+\s+){0,2}?(?:subjets?|prongs?|constituents?|particles?|leptons?|quarks?"
-                         r"|gluons?|tracks?)\b")),
+    # "two b-tagged subjets", "30 constituents": parts of a jet, no count of jets or results ("quark"
+    # and "gluon" are not here: "500 light quark jets" counts jets)
+    ("parts", re.compile(r"^\s*(?:[\w\-]+\s+){0,2}?(?:subjets?|prongs?|constituents?|particles?|leptons?"
+                         r"|tracks?)\b")),
     ("jets", re.compile(r"^\s*-?(?:[\w\-]+\s+){0,2}?(?:jets?|events?|of them|in total|total)\b")),
     ("lr", re.compile(r"^\s*(?:lr|learning[ -]rate)\b")),
     ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size)\b")),

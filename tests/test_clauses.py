@@ -287,4 +287,6 @@ def test_counts_of_jet_parts_are_no_counts_of_jets() -> None:
 
     assert [n.role for n in typed_numbers("look for jets with two b-tagged subjets")] == ["parts"]
     assert [n.role for n in typed_numbers("find 10 jets with 3 prongs")] == ["jets", "parts"]
+    assert "parts" not in [n.role for n in typed_numbers("20000 light quark and gluon jets please")]
+    assert [n.role for n in typed_numbers("find me 50 high-mass gluon jets")] == ["jets"]
     assert [c.tools for c in action_clauses("gen 3k hbb jets pt 300 to 400")] == [("generate_dataset",)]
