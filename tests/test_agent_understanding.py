@@ -297,14 +297,15 @@ def test_a_cached_copy_is_read_only_when_its_fingerprint_matches(tmp_path, monke
     monkeypatch.setattr(llm, "_merge", lambda lm, adapter: lm)
     Fake.config = type("Config", (), {})()
     first = llm._load_embedded(adapter)
-    assert loaded == [None] and first.name == "fake"  # made from the GGUF file, then saved
     folder = next((tmp_path / "cache").glob("SmolLM2-135M-Instruct+router-lora-*"))
+    # made from the GGUF file, saved, then read back from the copy as every later process reads it
+    assert loaded == [None, str(folder)] and first.name == "SmolLM2-135M-Instruct+router-lora"
     assert json.loads((folder / "fingerprint.json").read_text()) == llm.source_fingerprint(adapter)
     llm._load_embedded(adapter)
-    assert loaded == [None, str(folder)]  # the copy matched
+    assert loaded == [None, str(folder), str(folder)]  # the copy matched
     (adapter / "adapter_model.safetensors").write_bytes(b"weights-2")  # a retrained adapter
     llm._load_embedded(adapter)
-    assert loaded[-1] is None  # a new fingerprint: made again, never the stale copy
+    assert loaded[3] is None and loaded[4] != str(folder)  # a new fingerprint: made again, never the stale copy
 
 
 def test_settings_stated_by_their_own_word_must_be_written():
@@ -314,7 +315,7 @@ def test_settings_stated_by_their_own_word_must_be_written():
     from jetfm.agent.router import stated_settings
 
     ent = extract("pretrain on hbb_test, batch size 512, 20k iterations, on the GPU", C1)
-    assert stated_settings("pretrain", ent, []) == {"batch_size", "steps"}
+    assert stated_settings("pretrain", ent, []) == {"batch_size", "steps", "dataset"}  # hbb_test is named
     ent = extract("generate 2k top jets with seed 7, then pretrain a tiny model on them", C1)
     assert stated_settings("generate_dataset", ent, []) == {"seed"}
     done = [{"tool": "generate_dataset", "args": {"processes": ["top"], "n_jets": 2000, "seed": 7}}]
@@ -322,5 +323,5 @@ def test_settings_stated_by_their_own_word_must_be_written():
     assert stated_settings("describe_dataset", ent, []) == set()  # a tool without the field
     # a search returns jets: the count of jets asked for is its k; a scan's k counts neighbours
     ent = extract("find 30 jets resembling entry 7 of hbb_test", C1)
-    assert stated_settings("search_similar", ent, []) == {"k", "entry"}
-    assert stated_settings("anomaly_scan", ent, []) == set()
+    assert stated_settings("search_similar", ent, []) == {"k", "entry", "dataset"}
+    assert stated_settings("anomaly_scan", ent, []) == {"dataset"}
