@@ -10,8 +10,9 @@ attention, default rotary embeddings, RMSNorm, a SiLU-gated MLP and tied or unti
 A test checks its logits against transformers' on the embedded model.
 
 The interface is the part of transformers' that ``agent/router.py`` calls: ``model(input_ids=...,
-past_key_values=..., attention_mask=..., use_cache=True)`` returns ``.logits`` and
-``.past_key_values``; the cache has ``batch_repeat_interleave``; the tokenizer answers
+past_key_values=..., attention_mask=..., use_cache=True, logits_to_keep=...)`` returns ``.logits``
+and ``.past_key_values``. Candidates are scored by :meth:`LlamaLM.continuation_logprobs`, packed in
+one row (transformers models take the router's batched path instead). The tokenizer answers
 ``tok(text, add_special_tokens=False)["input_ids"]``, ``decode``, ``convert_ids_to_tokens``,
 ``convert_tokens_to_string``, ``len(tok)`` and the special-token ids.
 """
@@ -51,6 +52,13 @@ class Output:
     past_key_values: KVCache
 
 
+@dataclass
+class Continuations:
+    cache: KVCache  # with the prefix added
+    after_prefix: Tensor | None  # next-token log-probabilities after the prefix (None without one)
+    logprobs: list[Tensor]  # per sequence: (its length, vocabulary)
+
+
 class KVCache:
     """Keys and values of the committed tokens, per layer: (batch, kv_heads, length, head_dim)."""
 
@@ -61,17 +69,18 @@ class KVCache:
     def length(self) -> int:
         return 0 if self.keys[0] is None else int(self.keys[0].shape[2])
 
-    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if self.keys[layer] is not None:
+    def update(self, layer: int, k: Tensor, v: Tensor, keep: int | None = None) -> tuple[Tensor, Tensor]:
+        """The cached and the new keys and values; of the new positions, only the first ``keep``
+        (all of them with None) stay in the cache."""
+        past = 0 if self.keys[layer] is None else self.keys[layer].shape[2]
+        if past:
             k = torch.cat([self.keys[layer], k], 2)
             v = torch.cat([self.values[layer], v], 2)
-        self.keys[layer], self.values[layer] = k, v
+        if keep is None:
+            self.keys[layer], self.values[layer] = k, v
+        elif keep:
+            self.keys[layer], self.values[layer] = k[:, :, : past + keep], v[:, :, : past + keep]
         return k, v
-
-    def batch_repeat_interleave(self, n: int) -> None:
-        """Each cached sequence repeated ``n`` times (one copy per scored candidate)."""
-        self.keys = [None if k is None else k.repeat_interleave(n, 0) for k in self.keys]
-        self.values = [None if v is None else v.repeat_interleave(n, 0) for v in self.values]
 
 
 class RMSNorm(nn.Module):
@@ -99,16 +108,16 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False, device=device)
         self.o_proj = nn.Linear(heads * head_dim, hidden, bias=False, device=device)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache, layer: int, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache, layer: int, mask: Tensor | None,
+                keep: int | None = None) -> Tensor:
         b, n, _ = x.shape
         q = self.q_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
-        k, v = cache.update(layer, k, v)
-        group = self.heads // self.kv_heads
-        k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        k, v = cache.update(layer, k, v, keep)
+        # Grouped-query attention without copying keys and values per head (a tenth of a step on CPU).
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.heads != self.kv_heads)
         return self.o_proj(out.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
 
 
@@ -134,8 +143,9 @@ class Layer(nn.Module):
         self.input_layernorm = RMSNorm(hidden, eps, device)
         self.post_attention_layernorm = RMSNorm(hidden, eps, device)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache, layer: int, mask: Tensor) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, mask)
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache, layer: int, mask: Tensor | None,
+                keep: int | None = None) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, mask, keep)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -171,23 +181,67 @@ class LlamaLM(nn.Module):
 
     @torch.no_grad()
     def forward(self, input_ids: Tensor, past_key_values: KVCache | None = None,
-                attention_mask: Tensor | None = None, use_cache: bool = True) -> Output:
+                attention_mask: Tensor | None = None, use_cache: bool = True, logits_to_keep: int = 0) -> Output:
+        """As transformers' ``LlamaForCausalLM``: ``logits_to_keep`` > 0 computes the output layer
+        (a fifth of the work per token) for the last positions only."""
         cache = past_key_values if past_key_values is not None else KVCache(len(self.model.layers))
         b, n = input_ids.shape
         past = cache.length()
-        positions = torch.arange(past, past + n, dtype=torch.float32, device=input_ids.device)
-        freqs = torch.outer(positions, self.inv_freq)
+        positions = torch.arange(past, past + n, device=input_ids.device)
+        mask: Tensor | None = None
+        if n > 1 or attention_mask is not None:
+            # Causal over the cached and the new tokens; padding in attention_mask (0) is never attended.
+            allowed = torch.ones(n, past + n, dtype=torch.bool, device=input_ids.device).tril(past)
+            mask = allowed[None, None].expand(b, 1, n, past + n)
+            if attention_mask is not None:
+                mask = mask & attention_mask[:, None, None, :].bool()
+        # One new token with no padding sees everything: no mask, so SDPA can take its fused path.
+        hidden = self._layers(input_ids, positions, cache, mask)
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        return Output(self.lm_head(self.model.norm(hidden)), cache)
+
+    @torch.no_grad()
+    def continuation_logprobs(self, cache: KVCache | None, sequences: list[list[int]],
+                              prefix: list[int] | None = None) -> Continuations:
+        """Next-token log-probabilities at every position of each sequence, each one continuing the
+        cached text (then ``prefix``) on its own. Only ``prefix`` is added to the cache.
+
+        Everything goes into one row: the prefix attends causally to the cache and to itself; each
+        sequence's token attends to the cache, the whole prefix and its own earlier tokens, at its
+        own position. Scoring n candidates so costs one pass over the weights and their tokens only,
+        where a batch would copy the cache n times and pad every candidate to the longest; and the
+        text committed before them needs no pass of its own (on CPU a pass is bound by reading the
+        weights, whatever the number of tokens).
+        """
+        cache = cache if cache is not None else KVCache(len(self.model.layers))
+        device = self.lm_head.weight.device
+        prefix = list(prefix or [])
+        past, p = cache.length(), len(prefix)
+        lengths = [len(s) for s in sequences]
+        total = p + sum(lengths)
+        ids = torch.tensor([prefix + [t for s in sequences for t in s]], device=device)
+        offsets = torch.cat([torch.arange(p, device=device)] + [p + torch.arange(n, device=device) for n in lengths])
+        # Who owns each new position: -1 the prefix, i the i-th sequence.
+        owner = torch.tensor([-1] * p + [i for i, n in enumerate(lengths) for _ in range(n)], device=device)
+        earlier = offsets[None, :] <= offsets[:, None]
+        new = earlier & ((owner[:, None] == owner[None, :]) | (owner[None, :] == -1))
+        mask = torch.cat([torch.ones(total, past, dtype=torch.bool, device=device), new], 1)[None, None]
+        hidden = self._layers(ids, past + offsets, cache, mask, keep=p)[0]
+        rows = [p - 1] if p else []
+        logp = torch.log_softmax(self.lm_head(self.model.norm(hidden[rows + list(range(p, total))])).float(), -1)
+        after = logp[0] if p else None
+        return Continuations(cache, after, list(logp[len(rows):].split(lengths)))
+
+    def _layers(self, input_ids: Tensor, positions: Tensor, cache: KVCache, mask: Tensor | None,
+                keep: int | None = None) -> Tensor:
+        freqs = torch.outer(positions.float(), self.inv_freq)
         angles = torch.cat([freqs, freqs], -1)
         cos, sin = angles.cos()[None, None], angles.sin()[None, None]
-        # Causal over the cached and the new tokens; padding in attention_mask (0) is never attended.
-        allowed = torch.ones(n, past + n, dtype=torch.bool, device=input_ids.device).tril(past)
-        mask = allowed[None, None].expand(b, 1, n, past + n)
-        if attention_mask is not None:
-            mask = mask & attention_mask[:, None, None, :].bool()
         x = self.model.embed_tokens(input_ids)
         for i, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin, cache, i, mask)
-        return Output(self.lm_head(self.model.norm(x)), cache)
+            x = layer(x, cos, sin, cache, i, mask, keep)
+        return x
 
 
 def load_llama(folder: Path) -> LlamaLM:

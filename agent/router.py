@@ -151,31 +151,47 @@ def _stated_role(role: str, tool: str, names: set[str]) -> str:
 
 
 class _Decoder:
-    """The committed text's key/value cache plus the next-token log-probabilities."""
+    """The committed text's key/value cache plus the next-token log-probabilities.
+
+    Committed tokens wait in ``_pending`` until something needs what follows them: with
+    agent/llama.py they go through the model in the same pass as the candidates scored next."""
 
     def __init__(self, lm: LoadedLM, prompt: str):
         self.model, self.tok = lm.model, lm.tokenizer
         self.device = next(self.model.parameters()).device
+        self.packed = hasattr(self.model, "continuation_logprobs")
         self.cache: Any = None
-        self.logprobs: torch.Tensor | None = None
-        self.length = 0
+        self._logprobs: torch.Tensor | None = None
+        self._pending: list[int] = []
+        self.length = 0  # tokens in the cache
         self.commit(prompt)
+        self._flush()  # the prompt's pass is not part of a decision
 
     def ids(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
-    @torch.no_grad()
+    @property
+    def logprobs(self) -> torch.Tensor:
+        self._flush()
+        assert self._logprobs is not None
+        return self._logprobs
+
     def commit_ids(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        x = torch.tensor([ids], device=self.device)
-        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True)
-        self.cache = out.past_key_values
-        self.logprobs = torch.log_softmax(out.logits[0, -1].float(), -1)
-        self.length += len(ids)
+        self._pending.extend(ids)
 
     def commit(self, text: str) -> None:
         self.commit_ids(self.ids(text))
+
+    @torch.no_grad()
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        x = torch.tensor([self._pending], device=self.device)
+        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        self.cache = out.past_key_values
+        self._logprobs = torch.log_softmax(out.logits[0, -1].float(), -1)
+        self.length += len(self._pending)
+        self._pending = []
 
     @torch.no_grad()
     def score(self, candidates: list[str], then: list[int] | None = None) -> list[float]:
@@ -183,25 +199,37 @@ class _Decoder:
         first tokens of whatever may follow), the candidate must also end there: without it "300"
         would always beat "3000", and "tq" would beat "tq5k", since a prefix is never less likely."""
         toks = [self.ids(c) for c in candidates]
-        first = [float(self.logprobs[t[0]]) for t in toks]
         width = max(len(t) for t in toks)
         if width == 1 and then is None:
-            return first
-        n = len(toks)
-        pad = toks[0][0]
+            return [float(self.logprobs[t[0]]) for t in toks]
+        if self.packed:  # agent/llama.py: the pending text and the candidates in one pass
+            out = self.model.continuation_logprobs(self.cache, toks, prefix=self._pending)
+            if self._pending:
+                self.cache, self._logprobs = out.cache, out.after_prefix
+                self.length += len(self._pending)
+                self._pending = []
+            logp: Any = out.logprobs
+        else:  # transformers: one batch row per candidate over copies of the cache
+            logp = self._batched_logprobs(toks, width)
+        first = [float(self.logprobs[t[0]]) for t in toks]
+        scores = []
+        for i, t in enumerate(toks):
+            rows = logp[i]
+            score = first[i] + sum(float(rows[j, t[j + 1]]) for j in range(len(t) - 1))
+            if then is not None:
+                score += float(torch.logsumexp(rows[len(t) - 1, then], 0))
+            scores.append(score)
+        return scores
+
+    def _batched_logprobs(self, toks: list[list[int]], width: int) -> torch.Tensor:
+        self._flush()
+        n, pad = len(toks), toks[0][0]
         x = torch.tensor([t + [pad] * (width - len(t)) for t in toks], device=self.device)
         cache = copy.deepcopy(self.cache)
         cache.batch_repeat_interleave(n)
         mask = torch.ones((n, self.length + width), dtype=torch.long, device=self.device)
         logits = self.model(input_ids=x, past_key_values=cache, attention_mask=mask, use_cache=True).logits
-        logp = torch.log_softmax(logits.float(), -1)
-        scores = []
-        for i, t in enumerate(toks):
-            score = first[i] + sum(float(logp[i, j, t[j + 1]]) for j in range(len(t) - 1))
-            if then is not None:
-                score += float(torch.logsumexp(logp[i, len(t) - 1, then], 0))
-            scores.append(score)
-        return scores
+        return torch.log_softmax(logits.float(), -1)
 
     def choose(self, candidates: list[str], then: list[int] | None = None, prior: list[float] | None = None) -> int:
         """The most likely candidate; ``prior`` (log-space, per candidate) is added to the model's scores."""
@@ -214,6 +242,7 @@ class _Decoder:
         """A copy that can commit text without changing this one (to try a continuation)."""
         other = copy.copy(self)
         other.cache = copy.deepcopy(self.cache)
+        other._pending = list(self._pending)
         return other
 
     @torch.no_grad()

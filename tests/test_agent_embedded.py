@@ -98,7 +98,7 @@ def test_embedded_agent_imports_a_file_of_the_workspace(tmp_path, monkeypatch, p
 
 def test_cached_model_runs_without_transformers_and_matches_it(planner):
     """The cached copy is run by agent/llama.py (no transformers import on the cold path): its
-    logits and tokens must be transformers' own, incrementally and for batched candidates."""
+    logits and tokens must be transformers' own, incrementally and for packed candidates."""
     import copy
 
     import torch
@@ -124,11 +124,39 @@ def test_cached_model_runs_without_transformers_and_matches_it(planner):
         theirs_next = hf(input_ids=x[:, 12:], past_key_values=theirs.past_key_values, use_cache=True)
         assert torch.allclose(ours.logits, theirs.logits, atol=1e-4)
         assert torch.allclose(ours_next.logits, theirs_next.logits, atol=1e-4)
-        a, b = copy.deepcopy(ours_next.past_key_values), copy.deepcopy(theirs_next.past_key_values)
-        a.batch_repeat_interleave(3)
-        b.batch_repeat_interleave(3)
-        candidates = torch.tensor([[5, 6, 7], [8, 9, 2], [11, 2, 2]])
-        mask = torch.ones((3, x.shape[1] + 3), dtype=torch.long)
-        assert torch.allclose(lm.model(input_ids=candidates, past_key_values=a, attention_mask=mask).logits,
-                              hf(input_ids=candidates, past_key_values=b, attention_mask=mask, use_cache=True).logits,
-                              atol=1e-4)
+        # One token (no mask, SDPA's fused path), and the output layer on the last position only.
+        one = lm.model(input_ids=torch.tensor([[42]]), past_key_values=copy.deepcopy(ours_next.past_key_values),
+                       logits_to_keep=1)
+        hf_one = hf(input_ids=torch.tensor([[42]]), past_key_values=copy.deepcopy(theirs_next.past_key_values),
+                    use_cache=True)
+        assert one.logits.shape[1] == 1 and torch.allclose(one.logits, hf_one.logits, atol=1e-4)
+        # Candidates of unequal length packed in one row, after text committed in the same pass: each
+        # as if it alone continued the text.
+        cache, length = ours_next.past_key_values, ours_next.past_key_values.length()
+        candidates, prefix = [[5, 6, 7], [8, 9], [11]], [300, 301]
+        packed = lm.model.continuation_logprobs(cache, candidates, prefix=prefix)
+        assert packed.cache.length() == length + len(prefix)  # the prefix is committed, the candidates not
+        base = hf(input_ids=torch.tensor([prefix]), past_key_values=theirs_next.past_key_values, use_cache=True)
+        assert torch.allclose(packed.after_prefix, torch.log_softmax(base.logits[0, -1].float(), -1), atol=1e-4)
+        for cand, got in zip(candidates, packed.logprobs):
+            alone = hf(input_ids=torch.tensor([cand]), past_key_values=copy.deepcopy(base.past_key_values),
+                       use_cache=True)
+            assert torch.allclose(got, torch.log_softmax(alone.logits[0].float(), -1), atol=1e-4)
+
+
+def test_router_plans_the_same_with_transformers(planner):
+    """The first use of the embedded model (no cached copy yet) runs it through transformers, whose
+    candidates are scored as a batch over copies of the cache; the cached copy runs agent/llama.py,
+    which packs them in one row with the text committed before them. Both must plan alike."""
+    from jetfm.agent.llm import cache_root, load_base
+    from jetfm.agent.router import Router
+
+    folder = next(p for p in cache_root().iterdir() if p.name.startswith("SmolLM2-135M-Instruct+router-lora"))
+    hf_router = Router(load_base(str(folder)))
+    ctx = PlanContext(datasets=["tq5k", "run2"], models=["jetfm-default"], indexes=["idx-run2-jetfm-default"])
+    for request in ("make 3000 W jets between 400 and 600 GeV, seed 7, call it wjets",
+                    "search run2 for three-prong jets with mass between 150 and 200 GeV",
+                    "fine-tune jetfm-default on tq5k with 500 labels, then show the ROC"):
+        ours = planner.router.plan(request, ctx)
+        theirs = hf_router.plan(request, ctx)
+        assert ours.calls == theirs.calls and ours.calls, request
