@@ -16,7 +16,12 @@ the real particles per jet it keeps. Settings:
   trimming quantile fixed at 1);
 - ``training_trim0.9``: the same with the batch cut to its 0.9-quantile multiplicity on both sides
   (weaver's trimmer at q = 0.9; jetfm through ``backbone.data.batching.random_trim``, which the
-  Trainer applies with ``TrainConfig(trim=True)``).
+  Trainer applies with ``TrainConfig(trim=True)``);
+- ``inference_dataset``: a dataset of 8 such batches (2,048 jets) embedded the way each pipeline
+  does it: jetfm through ``inference_batches`` (``embed``, ``predict`` and the scans order a
+  dataset by multiplicity and cut each batch to the slots it uses), weaver batch by batch in file
+  order (its trimmer drops the padding of each batch). The same jets and real particles; the slots
+  each side attends over per jet are reported.
 
 The CPU may be shared with other work, so the two implementations are timed in one process,
 alternating batch by batch, and the fastest batch is the headline (the one least disturbed by other
@@ -46,13 +51,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.peers import weaver_part  # noqa: E402
 from jetfm.backbone.config import EncoderConfig  # noqa: E402
-from jetfm.backbone.data.batching import random_trim  # noqa: E402
+from jetfm.backbone.data.batching import inference_batches, random_trim  # noqa: E402
 from jetfm.backbone.registry import create_model, model_config  # noqa: E402
 from jetfm.backbone.train import adamw  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "encoder_speed.json"
 BATCH, SLOTS, MEAN_REAL, SPREAD_REAL = 256, 128, 50, 15
-MODES = {"inference": 1.0, "training": 1.0, "training_trim0.9": 0.9}  # mode -> trimming quantile
+MODES = {"inference": 1.0, "training": 1.0, "training_trim0.9": 0.9, "inference_dataset": 1.0}  # -> trim quantile
+DATASET_BATCHES = 8  # inference_dataset: batches of BATCH jets in the dataset
+
+
+class _ArrayJets:
+    """An in-memory dataset with the interface ``inference_batches`` reads."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays["mask"])
+
+    def particle_counts(self) -> np.ndarray:
+        return self.arrays["mask"].sum(1)
+
+    def batch(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[positions] for k, v in self.arrays.items()}
+
+
+def dataset_step(implementation: str, model: torch.nn.Module, input_dim: int) -> tuple[Callable[[], None], dict]:
+    """One pass over a dataset of DATASET_BATCHES batches, batched as each pipeline batches it."""
+    batches = [make_batch(input_dim, seed) for seed in range(DATASET_BATCHES)]
+    mask = torch.cat([b[2] for b in batches])
+    if implementation == "jetfm":
+        names = ("features", "vectors", "mask")
+        data = _ArrayJets({k: torch.cat([b[i] for b in batches]).numpy() for i, k in enumerate(names)})
+        runs = [tuple(torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in names)
+                for _, arrays in inference_batches(data, BATCH)]
+        slots = [int(r[2].shape[1]) for r in runs]
+    else:
+        runs = [(f.transpose(1, 2), v.transpose(1, 2), m[:, None].float()) for f, v, m in batches]
+        slots = [int(m.sum(1).max()) for _, _, m in batches]
+
+    def step() -> None:
+        with torch.inference_mode():
+            for inputs in runs:
+                model(*inputs)
+
+    work = {"slots_per_jet": round(sum(slots) / len(slots), 1),
+            "real_particles_per_jet": round(float(mask.sum(1).float().mean()), 1),
+            "jets_per_step": len(mask)}
+    return step, work
 
 
 def make_batch(input_dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -110,8 +157,11 @@ def make_step(implementation: str, name: str, mode: str) -> tuple[Callable[[], N
         model = weaver_model(config, quantile)
         inputs = (features.transpose(1, 2), vectors.transpose(1, 2), mask[:, None].float())
         work = effective_work(mask, "weaver", quantile)
-    training = mode != "inference"
+    training = mode.startswith("training")
     model.train(training)
+    if mode == "inference_dataset":
+        step, work = dataset_step(implementation, model, config.input_dim)
+        return step, sum(p.numel() for p in model.parameters()), work
     optimizer = adamw([{"params": list(model.parameters())}], 1e-4, torch.device("cpu"))
 
     def step() -> None:
@@ -164,8 +214,8 @@ def time_interleaved(implementations: list[str], name: str, mode: str, warmup: i
             "mode": mode,
             "num_parameters": steps[impl][1],
             **steps[impl][2],
-            "jets_per_s": round(BATCH / min(times[impl]), 1),
-            "jets_per_s_median": round(BATCH / statistics.median(times[impl]), 1),
+            "jets_per_s": round(steps[impl][2].get("jets_per_step", BATCH) / min(times[impl]), 1),
+            "jets_per_s_median": round(steps[impl][2].get("jets_per_step", BATCH) / statistics.median(times[impl]), 1),
             "seconds_per_batch": [round(t, 3) for t in times[impl]],
             **peak_memory_in_subprocess(impl, name, mode),
         }
@@ -208,6 +258,7 @@ def ratios(results: list[dict], key: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -222,7 +273,7 @@ def main() -> None:
     implementations = ["jetfm", "weaver"] if version else ["jetfm"]
     results = []
     for name in args.models:
-        for mode in MODES:
+        for mode in args.modes:
             for row in time_interleaved(implementations, name, mode, args.warmup, args.iters):
                 results.append(row)
                 print(json.dumps(row), flush=True)
@@ -238,7 +289,8 @@ def main() -> None:
         "timed_batches": args.iters,
         "training_step": "fused AdamW step on the mean squared jet embedding (no head), each model's own "
         "regularisation in training mode (weaver: dropout 0.1; jetfm: its config's)",
-        "modes": {m: f"trimming quantile {q}" for m, q in MODES.items()},
+        "modes": {m: f"trimming quantile {q}" for m, q in MODES.items() if m in args.modes},
+        "dataset_jets": BATCH * DATASET_BATCHES,
         "encoder": encoder_state(),
         "jets_per_s": "from the fastest timed batch; jets_per_s_median from the median one",
         "results": results,
