@@ -67,6 +67,10 @@ _LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\
 _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
 _EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+)?embeddings\b", re.I)
+# A new name given to what an action makes: "called hbb3k", "named run2_fat".
+_NAMED = re.compile(r"\b(?:called|named|call it|name it)\s+[\"'`]?[\w.-]+", re.I)
+# A kind of FAISS index named as such, not inside a name ("idx-run2-hnsw").
+_INDEX_KIND = re.compile(r"(?<![\w-])(?:hnsw|ivf\s?flat|ivf\s?pq|ivf|product[- ]quanti[sz]\w*)\b", re.I)
 # Verbs that go with many actions ("find the weirdest jets", "show me jet 3"): they propose a text
 # search only when no more specific action word is there.
 GENERIC_TOOLS = ("search_text",)
@@ -86,6 +90,9 @@ def proposed_tools(text: str) -> tuple[str, ...]:
         tools.append("show_jet")
     if "embed" in tools and len(tools) > 1 and not re.search(r"\bembed", _EMBEDDINGS_USED.sub(" ", text), re.I):
         tools.remove("embed")
+    if "search_similar" in tools and not one_jet and set(tools) <= {"search_similar", "search_text"} \
+            and _INDEX_KIND.search(text):
+        tools = ["build_index"]  # "nearest-neighbour search on mix10 using an HNSW graph": build that index
     if "search_similar" in tools and not one_jet and "search_text" in tools:
         tools.remove("search_similar")
     if any(t not in GENERIC_TOOLS for t in tools):
@@ -118,7 +125,11 @@ def _pieces(request: str) -> list[tuple[int, int]]:
     """Spans cut at the separators, and at an "and" whose next word starts an action."""
     cuts = [(m.start(), m.end()) for m in _SEPARATOR.finditer(request)]
     for m in re.finditer(r"\s+and\s+", request, re.I):
-        if _action_word(request, m.end(), anchored=True) and not any(a <= m.start() < b for a, b in cuts):
+        if any(a <= m.start() < b for a, b in cuts):
+            continue
+        # "... a 3000-jet H->bb sample called hbb3k and a QCD sample called qcd3k": two things made
+        if _action_word(request, m.end(), anchored=True) or (
+                _NAMED.search(_since_cut(request, cuts, m.start())) and _NAMED.search(_to_cut(request, cuts, m.end()))):
             cuts.append((m.start(), m.end()))
     spans, pos = [], 0
     for a, b in sorted(cuts):
@@ -128,6 +139,14 @@ def _pieces(request: str) -> list[tuple[int, int]]:
     if pos < len(request):
         spans.append((pos, len(request)))
     return spans
+
+
+def _since_cut(request: str, cuts: list[tuple[int, int]], pos: int) -> str:
+    return request[max([b for a, b in cuts if b <= pos], default=0) : pos]
+
+
+def _to_cut(request: str, cuts: list[tuple[int, int]], pos: int) -> str:
+    return request[pos : min([a for a, b in cuts if a >= pos], default=len(request))]
 
 
 def action_clauses(request: str) -> list[Clause]:
@@ -140,6 +159,9 @@ def action_clauses(request: str) -> list[Clause]:
         same = bool(clauses) and tools == clauses[-1].tools and re.search(r"\b(?:it|them)\b", text, re.I)
         if tools and _starts_an_action(text) and not same:
             clauses.append(Clause(start, end, text, tools))
+        elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):
+            # "..., and a 3000-jet QCD sample called qcd3k": the action before again, on a new target
+            clauses.append(Clause(start, end, text, clauses[-1].tools))
         elif clauses:  # "..., 500 steps": more about the action before
             last = clauses[-1]
             clauses[-1] = Clause(last.start, end, request[last.start : end].strip(), last.tools)

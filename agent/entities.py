@@ -100,7 +100,8 @@ class Entities:
         for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):
             text = _without(name, text)
         classes = _unique(c for c in find_terms(text).get("class", []) if isinstance(c, str))
-        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes,
+        terms = {**self.terms, "class": classes}  # the classes this action names fill its class fields
+        return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, terms=terms,
                        action_text=clause.text, **named)
 
 
@@ -184,9 +185,18 @@ _DOMAIN = re.compile(r"\b(?:jets?|particles?|constituents?|datasets?|samples?|mo
                      r"|events?|physics|collider|detector)\b", re.I)
 
 
+# A question about the field's knowledge, not the workspace: "what AUC do published top taggers reach?"
+_LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[- ]the[- ]art|in the field"
+                         r"|textbooks?|the experiments? (?:use|report))\b", re.I)
+
+
 def off_topic(ent: Entities) -> bool:
     """Whether the request names nothing a tool works on: no action, artifact, class, term, path or
-    back-reference, and no word of jetfm's world."""
+    back-reference, and no word of jetfm's world; or asks what the field knows ("published",
+    "state of the art") without naming anything of the workspace."""
+    workspace = ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.new_names or ent.anaphora
+    if _LITERATURE.search(ent.request) and not workspace:
+        return True
     named = (ent.clauses or ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.classes
              or ent.terms or ent.new_names or ent.words or ent.by_class or ent.anaphora or ent.repeat)
     return not named and not _DOMAIN.search(ent.request)

@@ -81,6 +81,9 @@ _DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
 # field): once stated, a call of a tool with that field writes it (see stated_settings).
 STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels", "entry",
                 "pt_min", "pt_max", "mass_min", "mass_max")
+# Options named by their own words ("linear probe", "an HNSW graph", "contrastive", "a small
+# backbone", "masked-particle likelihood"): once stated, a call of a tool with that field writes it.
+STATED_VOCABULARIES = ("mode", "objective", "size", "index_kind", "anomaly_method")
 # Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
 JETS_ARE_K = ("search_similar", "search_text")
 
@@ -127,6 +130,10 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
         stated |= {f.name for f in fields if f.kind == "model"}
     if tool == "finetune" and ent.sizes and "scratch" in ent.terms.get("mode", []):
         stated.add("model")  # "a tiny tagger from scratch": the size is the model
+    for f in fields:
+        vocab = vocabulary_of(tool, f.name)
+        if vocab in STATED_VOCABULARIES and any(v not in used_names for v in ent.terms.get(vocab, [])):
+            stated.add(f.name)
     if any(i not in used_names for i in ent.indexes):  # "using idx-run2-jetfm-default"
         stated |= {f.name for f in fields if f.kind == "index"}
     # A dataset the action names is the one to use ("find 25 jets in boosted_tt ..."), even where the
@@ -401,10 +408,10 @@ class Router:
                 names.remove(END)
             prior = [STEP_PRIOR if n in clause.tools else 0.0 for n in names]
             ent = ent.within(clause)
+        elif not done and off_topic(ent):  # "order pizza", "what do published taggers reach?": ending
+            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
-        elif not done and off_topic(ent):  # "order pizza": no tool's words; ending gets the head start
-            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]
         target = None if clause is not None else next_target(ent, done)
         if target is not None:
             # "embed tq5k and run2 with it", "cancel job-1 and job-2": one action on several named

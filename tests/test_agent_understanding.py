@@ -319,9 +319,17 @@ def test_settings_stated_by_their_own_word_must_be_written():
     ent = extract("generate 2k top jets with seed 7, then pretrain a tiny model on them", C1)
     assert stated_settings("generate_dataset", ent, []) == {"seed"}
     done = [{"tool": "generate_dataset", "args": {"processes": ["top"], "n_jets": 2000, "seed": 7}}]
-    assert stated_settings("pretrain", ent, done) == set()
+    assert stated_settings("pretrain", ent, done) == {"size"}  # the seed was the generation's; "tiny" is named
     assert stated_settings("describe_dataset", ent, []) == set()  # a tool without the field
     # a search returns jets: the count of jets asked for is its k; a scan's k counts neighbours
     ent = extract("find 30 jets resembling entry 7 of hbb_test", C1)
     assert stated_settings("search_similar", ent, []) == {"k", "entry", "dataset"}
     assert stated_settings("anomaly_scan", ent, []) == {"dataset"}
+    # an option named by its own words is written, unless an earlier step of the plan used it
+    ent = extract("linear probe jetfm-default on hbb_test with 1k labels, then evaluate it", C1)
+    assert "mode" in stated_settings("finetune", ent, [])
+    ent = extract("index hbb_test with an HNSW graph and scan it with the masked-particle likelihood", C1)
+    assert "kind" in stated_settings("build_index", ent, []) and "method" in stated_settings("anomaly_scan", ent, [])
+    done = [{"tool": "pretrain", "args": {"dataset": "hbb_test", "objective": "contrastive"}}]
+    ent = extract("pretrain a contrastive model on hbb_test, then another one on it", C1)
+    assert "objective" not in stated_settings("pretrain", ent, done)

@@ -25,6 +25,11 @@ CTX = PlanContext(datasets=["wz_mix", "qcd_bg", "tt_sample"], models=["clr_tiny"
          [("cancel_job",), ("pretrain",)]),
         ("what's the progress of job-20261203-120000-abcdef, and list my datasets",
          [("job_status",), ("list_artifacts",)]),
+        # two things made and named in one action: one call each ("5k top and 5k QCD called tq" is one)
+        ("generate a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD sample called qcd3k",
+         [("generate_dataset",), ("generate_dataset",)]),
+        ("simulate 1k Z jets named z1k, and 1k W jets named w1k", [("generate_dataset",), ("generate_dataset",)]),
+        ("make 5k top and 5k QCD jets called tq10k", [("generate_dataset",)]),
     ],
 )
 def test_actions_are_found_in_order(request_: str, tools: list[tuple[str, ...]]) -> None:
@@ -49,6 +54,11 @@ def test_each_action_reads_its_own_numbers_and_names() -> None:
     # made, else what an earlier action named)
     assert second.anaphora and second.datasets == ["qcd_bg"] and second.models == []
     assert second.earlier["models"] == ["clr_tiny"]
+    # two samples made in one sentence: each action's classes are its own, in its class fields too
+    ent = extract("generate a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD sample called qcd3k", CTX)
+    first, second = (ent.within(c) for c in ent.clauses)
+    assert first.terms["class"] == first.classes == ["hbb"] and second.terms["class"] == second.classes == ["qcd"]
+    assert first.new_names == ["hbb3k"] and second.new_names == ["qcd3k"]
 
 
 def test_a_back_reference_means_an_earlier_name_and_a_new_name_stays_with_its_action() -> None:
@@ -238,6 +248,9 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         ("show me my indexes", ("build_index", "list_artifacts")),
         # embeddings another action uses are no embedding action
         ("index tt_sample with clr_tiny embeddings, product-quantised IVF", ("build_index",)),
+        # a kind of index named for a neighbour search without a jet: building that index
+        ("I want approximate nearest-neighbour search on wz_mix using an HNSW graph", ("build_index",)),
+        ("nearest neighbours of entry 3 in the hnsw index of wz_mix", ("build_index", "search_similar")),
     ],
 )
 def test_proposed_tools_are_specific(request_: str, tools: tuple[str, ...]) -> None:
@@ -247,10 +260,14 @@ def test_proposed_tools_are_specific(request_: str, tools: tuple[str, ...]) -> N
 def test_requests_outside_jetfm_are_told_apart() -> None:
     from jetfm.agent.entities import off_topic
 
-    for request_ in ("book a meeting room for tomorrow at 10", "can you order pizza for the group meeting?", "hi!"):
+    for request_ in ("book a meeting room for tomorrow at 10", "can you order pizza for the group meeting?", "hi!",
+                     # what the field knows, not the workspace
+                     "what background rejection do state-of-the-art W taggers report?",
+                     "which papers introduced the Lund jet plane?"):
         assert off_topic(extract(request_, CTX)), request_
     for request_ in ("what is in the workspace?", "how many jets does qcd_bg hold", "what's my top tagger's AUC",
-                     "thanks, and plot it again"):
+                     "thanks, and plot it again",
+                     "evaluate clr_tiny on tt_sample as in the published top-tagging paper"):
         assert not off_topic(extract(request_, CTX)), request_
 
 
