@@ -26,13 +26,18 @@ SUITES = {
     "agent_requests_unseen": DATA / "agent_requests_unseen.jsonl",
     # written later by someone who had not read the router or its training data (2026-12-06)
     "agent_requests_fresh": DATA / "agent_requests_fresh.jsonl",
+    # written by a helper that read only the tools' schemas and the scorer, never the router, its
+    # training data or the other suites; scored once with the router frozen (2026-12-07)
+    "agent_requests_blind": DATA / "agent_requests_blind.jsonl",
 }
 MINIMUMS = {
     "agent_requests": {"single": 85, "multi": 20, "multi_turn": 5, "none": 12, "adversarial": 10},
     "agent_requests_unseen": {"single": 50, "multi": 10, "multi_turn": 10, "clarify": 5, "none": 6, "adversarial": 6},
     "agent_requests_fresh": {"single": 24, "multi": 8, "multi_turn": 6, "clarify": 4, "none": 3, "adversarial": 3},
+    "agent_requests_blind": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
 }
-SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_requests_fresh": 48}
+SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_requests_fresh": 48,
+                "agent_requests_blind": 60}
 SIZES = {"tiny", "small", "base"}
 
 
@@ -320,7 +325,7 @@ def test_suite_refers_only_to_artifacts_in_context(suite):
 def test_suite_covers_every_tool_and_category(suite):
     cases = load_suite(suite)
     tools = Counter(e["tool"] for c in cases for e in c["expected"])
-    per_tool = 1 if suite == "agent_requests_fresh" else 2  # the fresh suite is small: each tool once
+    per_tool = 1 if suite in ("agent_requests_fresh", "agent_requests_blind") else 2  # small suites: each tool once
     for name in TOOLS:
         assert tools[name] >= per_tool, f"tool {name} appears {tools[name]} times"
     categories = Counter(c["category"] for c in cases)
