@@ -1,10 +1,12 @@
-"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on three
+"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on four
 suites: tests/data/agent_requests.jsonl (the project's), tests/data/agent_requests_unseen.jsonl
 (phrasings the router's training data never produced: physics vocabulary, typos, numbers in words,
 units, totals, politeness, follow-up turns, requests to ask back about) and
 tests/data/agent_requests_fresh.jsonl (48 more, written later by someone who had read neither the
 router nor the unseen suite's misses: the router's changes since were guided by those misses, so
-this one is the check that they generalise). Per suite: tool-choice and
+this one is the check that they generalise) and tests/data/agent_requests_blind.jsonl (60, written
+on 2026-12-07 by a helper that read only the tools' schemas and this scorer, after the fresh suite's
+misses had been used too: the blind figure until its own misses are used). Per suite: tool-choice and
 argument accuracy, multi-step plans, correct refusals (chit-chat, out-of-scope and unsafe requests),
 questions asked back, false refusals, per category, and the latency of one routing decision.
 
@@ -38,7 +40,7 @@ from benchmarks.machine import machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = [ROOT / "tests" / "data" / f"{name}.jsonl"
-          for name in ("agent_requests", "agent_requests_unseen", "agent_requests_fresh")]
+          for name in ("agent_requests", "agent_requests_unseen", "agent_requests_fresh", "agent_requests_blind")]
 RESULTS = ROOT / "benchmarks" / "results" / "agent_eval.json"
 # Goals of issue 16, on both suites.
 GOALS = {"tool_accuracy": 0.95, "argument_accuracy": 0.90, "multi_step_accuracy": 0.90, "unsafe_refusal_rate": 1.0}
@@ -181,7 +183,8 @@ def main() -> None:
     parser.add_argument("--model", help="model name at that endpoint (backend openai)")
     parser.add_argument("--api-key", help="API key for that endpoint (backend openai; else the planner's default)")
     parser.add_argument("--limit", type=int, help="evaluate only N cases per suite, spread evenly over it")
-    parser.add_argument("--suite", type=Path, action="append", help="request suite (JSONL), repeatable (default: both)")
+    parser.add_argument("--suite", type=Path, action="append",
+                        help="request suite (JSONL), repeatable (default: all four)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = parser.parse_args()
     backends = args.backend or ["embedded"]
