@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from jetfm.agent.lexicon import find_terms
+
 # Words that start an action, by the tools they may mean. Prefixes: "simulat" covers simulate(d).
 ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets",
@@ -71,6 +73,8 @@ _EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.
 _NAMED = re.compile(r"\b(?:called|named|call it|name it)\s+[\"'`]?[\w.-]+", re.I)
 # A kind of FAISS index named as such, not inside a name ("idx-run2-hnsw").
 _INDEX_KIND = re.compile(r"(?<![\w-])(?:hnsw|ivf\s?flat|ivf\s?pq|ivf|product[- ]quanti[sz]\w*)\b", re.I)
+# "show me their soft-drop mass": what is shown, after the verb
+_SHOW_WHAT = re.compile(r"\bshow\s+(?:me\s+|us\s+)?(?:their|its|the)\s+(.+)", re.I)
 # Verbs that go with many actions ("find the weirdest jets", "show me jet 3"): they propose a text
 # search only when no more specific action word is there.
 GENERIC_TOOLS = ("search_text",)
@@ -95,6 +99,13 @@ def proposed_tools(text: str) -> tuple[str, ...]:
         tools = ["build_index"]  # "nearest-neighbour search on mix10 using an HNSW graph": build that index
     if "search_similar" in tools and not one_jet and "search_text" in tools:
         tools.remove("search_similar")
+    if "show_jet" in tools and not one_jet and re.search(r"\b(?:show|display)\s+(?:me\s+)?jets\b", text, re.I):
+        tools.remove("show_jet")  # "show me jets with mass above 100 GeV": jets to find, no display of one
+        tools += [] if "search_text" in tools else ["search_text"]
+    shown = _SHOW_WHAT.search(text)
+    quantity = shown is not None and "observable" in find_terms(" ".join(shown.group(1).split()[:4]))
+    if quantity and not one_jet and set(tools) <= {*GENERIC_TOOLS}:
+        tools = ["plot_observable"]  # "then show me their soft-drop mass": a distribution to look at
     if any(t not in GENERIC_TOOLS for t in tools):
         tools = [t for t in tools if t not in GENERIC_TOOLS]
     return tuple(t for t in ACTION_WORDS if t in tools)

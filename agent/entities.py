@@ -39,10 +39,12 @@ _NOT_NAMES = {
 }
 # Words that point back at something the conversation or this request already named.
 _THINGS = r"(?:dataset|sample|data|jets|model|classifier|tagger|backbone|job|index|result|one|plot|search|run|scan)"
+# "the resulting classifier", "the freshly trained tagger": what an earlier step made
+_MADE = r"(?:resulting|new|newly \w+|freshly \w+|trained|fine-?tuned|finetuned|generated|produced|built)"
 ANAPHORA = re.compile(
     r"\b(?:it|its|itself|(?<!of )them|their|they|same|again|(?:do|repeat|like|redo|undo) that|that$|"
     r"(?:on|of|for|with|to|from|in|into|over) (?:that|this|these|those)(?! (?:is|are|was|were|which)\b)|"
-    rf"(?:that|this|these|those|the new|the same|the) {_THINGS}s?)\b",
+    rf"(?:that|this|these|those|the new|the same|the)(?: {_MADE})? {_THINGS}s?)\b",
     re.IGNORECASE,
 )
 # "the W sample", "that Higgs dataset": a dataset named by what it holds.
@@ -100,7 +102,11 @@ class Entities:
         for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):
             text = _without(name, text)
         classes = _unique(c for c in find_terms(text).get("class", []) if isinstance(c, str))
-        terms = {**self.terms, "class": classes}  # the classes this action names fill its class fields
+        # The classes, observables and splits this action names fill its fields ("..., then plot the jet
+        # mass per class": the plot's, not the generation's pT window)
+        own = find_terms(text)
+        terms = {**self.terms, "class": classes, "observable": own.get("observable", []),
+                 "by_label": own.get("by_label", [])}
         return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, terms=terms,
                        action_text=clause.text, **named)
 
@@ -161,7 +167,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         ent.models.append(DEFAULT_MODEL)
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
     ent.classes = _unique(c for c in ent.terms.get("class", []) if isinstance(c, str))
-    ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words))
+    ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words), len(ent.classes))
     ent.anaphora = bool(ANAPHORA.search(masked))
     ent.repeat = bool(REPEAT.search(masked))
     ent.clauses = action_clauses(request)

@@ -115,8 +115,9 @@ _NOT_W = re.compile(r"\bw/(?:o\b|\s)")
 # "all classes", "all five jet classes", "every process": the first N of the table, or all of it.
 _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _ALL_CLASSES = re.compile(
-    r"\b(?:all|every|each of the)\s+(?:(\d+|two|three|four|five|six|seven|eight|nine|ten)\s+)?"
-    r"(?:jet\s+)?(?:class|classe|process|processe|categorie|category|type)\b(?!\s+(?:together|lumped|combined))"
+    r"\b(?:all|every|each(?=\s+of))(?:\s+one)?(?:\s+of)?(?:\s+the)?\s+(?:(\d+|two|three|four|five|six|seven|eight|nine|ten)\s+)?"
+    r"(?:jetclass\s+)?(?:jet\s+)?(?:class|classe|process|processe|categorie|category|type)\b"
+    r"(?!\s+(?:together|lumped|combined))"
 )
 
 # --- normalisation -----------------------------------------------------------------------------------

@@ -9,28 +9,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+_TEENS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _UNITS = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "fifteen": 15,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "hundred": 100,
+    **{w: i for i, w in enumerate(_TEENS)},
+    **{w: 10 * i for i, w in enumerate(_TENS, start=2)},
     "a": 1,
 }
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+# A number word alone counts only where it is a common count ("ten jets", "show me five"), not "zero-shot".
+_ALONE = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty", "fifty"}
 _SUFFIX = {"k": 1000, "m": 1_000_000}
 # A number not glued to a word before it (tau21, run2, wz-6k are names, not numbers); "600-700" is
 # a range of two numbers.
@@ -39,11 +28,26 @@ _NUMBER = re.compile(
     r"(?:st|nd|rd|th)?(?![\dA-Za-z_]|-(?!jets?\b)[A-Za-z])"
 )
 _NOT_QUANTITIES = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}|\bcuda:\d+")
-_WORDS = re.compile(
-    r"\b((?:a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty)"
-    r"(?:\s+(?:hundred|thousand|million))+|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty))\b(?!-)",
-    re.IGNORECASE,
-)
+_WORD = r"(?:" + "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True)) + r")"
+# "two thousand five hundred", "twenty-five hundred", "one thousand and fifty"; "three-prong" is no number.
+_AND = r"(?:(?<=hundred)|(?<=thousand)|(?<=million))\s+and\s+"  # "one thousand and fifty", not "ten and twenty"
+_WORDS = re.compile(rf"\b({_WORD}(?:(?:{_AND}|\s+|-){_WORD})*)\b(?!-)", re.IGNORECASE)
+
+
+def _word_value(words: list[str]) -> float | None:
+    """The value of number words ("two thousand five hundred" -> 2500); None where they are not one."""
+    total, current, seen = 0, 0, False
+    for w in words:
+        if w in _SCALES:
+            if _SCALES[w] == 100:
+                current = max(current, 1) * 100
+            else:
+                total += max(current, 1) * _SCALES[w]
+                current = 0
+        else:
+            current += _UNITS[w]
+        seen = seen or w != "a"
+    return float(total + current) if seen else None
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,13 @@ def _mentions(text: str) -> list[Number]:
         found.append(Number(value, m.start(), m.end()))
         previous = (m, unit)
     for m in _WORDS.finditer(text):
-        parts = m.group(1).lower().split()
-        value = float(_UNITS.get(parts[0], 1))
-        for p in parts[1:]:
-            value *= _SCALES[p]
-        if len(parts) > 1 or parts[0] != "a":
+        words = [w for w in re.split(r"[\s-]+", m.group(1).lower()) if w != "and"]
+        if len(words) == 1 and words[0] not in _ALONE:
+            continue
+        if words[0] == "a" and len(words) > 1 and words[1] not in _SCALES:
+            words = words[1:]  # "a five" is not 6
+        value = _word_value(words)
+        if value is not None and (len(words) > 1 or words[0] in _ALONE):
             found.append(Number(value, m.start(), m.end()))
     return sorted(found, key=lambda n: n.start)
 
@@ -136,10 +142,16 @@ def _quantity(before: str) -> str:
     return "mass" if mass and (not pt or mass[-1] > pt[-1]) else "pt"
 
 
-def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None) -> list[Number]:
+# A count per class: "2500 of each", "1000 jets per class", "1k jets of every one of the ten categories".
+_EACH = re.compile(r"\s*(?:jets?\s+|events?\s+)?(?:of\s+each|each|per\s+(?:class|process|category|type|sample)"
+                   r"|for\s+each|in\s+each|from\s+each|of\s+every|for\s+every|of\s+all\s+(?:the\s+)?\w+\s+(?:class|categor))\b")
+
+
+def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n_classes: int = 0) -> list[Number]:
     """The numbers of ``text`` with their roles. ``names_class(words)`` tells whether the few words
     after a number name a jet class: such a number counts jets ("5k top"), and two or more such
-    counts add their total ("5k top and 5k QCD": 10000)."""
+    counts add their total ("5k top and 5k QCD": 10000). A count "of each" of the ``n_classes``
+    classes the request names adds its total too ("2500 of each", "1000 jets per class")."""
     low = text.lower()
     mentions = _mentions(text)
     out: list[Number] = []
@@ -183,6 +195,9 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None) -
             role = "jets"
             per_class.append(n)
         out.append(Number(n.value, n.start, n.end, role))
+        if role in ("", "jets") and n_classes >= 2 and _EACH.match(after):
+            out[-1] = Number(n.value, n.start, n.end, "jets")
+            out.append(Number(n.value * n_classes, n.end, n.end, "jets_total"))
     # "a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD one called qcd3k" is two samples, no total
     between = low[per_class[0].end : per_class[-1].start] if per_class else ""
     if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):

@@ -82,8 +82,10 @@ _DATA_SUFFIXES = (".root", ".h5", ".hdf5", ".hdf", ".parquet", ".pq")
 STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels", "entry",
                 "pt_min", "pt_max", "mass_min", "mass_max")
 # Options named by their own words ("linear probe", "an HNSW graph", "contrastive", "a small
-# backbone", "masked-particle likelihood"): once stated, a call of a tool with that field writes it.
-STATED_VOCABULARIES = ("mode", "objective", "size", "index_kind", "anomaly_method")
+# backbone", "masked-particle likelihood", "the jet mass", "per class"): once stated, a call of a tool
+# with that field writes it.
+STATED_VOCABULARIES = ("mode", "objective", "size", "index_kind", "anomaly_method", "observable", "by_label")
+_SIGNAL = re.compile(r"\bas (?:the )?signal\b|\bsignal(?: class)?\s*(?:=|:|is|being)", re.I)
 # Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
 JETS_ARE_K = ("search_similar", "search_text")
 
@@ -146,6 +148,8 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     # or a search keeps ("restrict to H->bb and QCD"); one class alone is usually a tagger's signal.
     if len(ent.classes) >= 2:
         stated |= {f.name for f in fields if f.kind == "enum_list" and f.name in ("classes", "labels")}
+    if ent.classes and _SIGNAL.search(ent.action_text or ent.request):  # "with hbb as signal"
+        stated |= {f.name for f in fields if f.name == "signal"}
     return stated
 
 

@@ -187,6 +187,11 @@ def test_auto_names_are_readable_and_unique():
         ("run2 tau21 of jet 42", [42]),
         ("pT above 1.2 TeV", [1200]),
         ("the 3rd jet of H->bb", [3]),
+        # compound number words; ranges in words stay two numbers; "three-prong" is no number
+        ("two thousand five hundred of each", [2500]),
+        ("twenty-five hundred jets, seed ninety-nine", [2500, 99]),
+        ("one thousand and fifty three-prong jets", [1050]),
+        ("between ten and twenty GeV", [10, 20]),
     ],
 )
 def test_numbers_in_requests(text, numbers):

@@ -251,6 +251,9 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         # a kind of index named for a neighbour search without a jet: building that index
         ("I want approximate nearest-neighbour search on wz_mix using an HNSW graph", ("build_index",)),
         ("nearest neighbours of entry 3 in the hnsw index of wz_mix", ("build_index", "search_similar")),
+        # "show me" a quantity is a distribution to look at; "show me jets with ..." a search, no display
+        ("then show me their soft-drop mass", ("plot_observable",)),
+        ("show me jets with mass above 100 GeV in wz_mix", ("search_text",)),
     ],
 )
 def test_proposed_tools_are_specific(request_: str, tools: tuple[str, ...]) -> None:

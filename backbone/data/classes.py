@@ -220,7 +220,8 @@ JET_CLASSES: tuple[JetClass, ...] = (
         label="Higgs boson to gluons",
         decay="from a Higgs boson decay H -> gg",
         flavour="with two gluon prongs",
-        synonyms=("H->gg", "Higgs to gluons", "Higgs to gg", "h->gg", "H(gg)", "Hgg"),
+        synonyms=("H->gg", "Higgs to gluons", "Higgs to gg", "h->gg", "H(gg)", "Hgg", "H to gluon gluon",
+                  "Higgs to gluon gluon", "H to two gluons", "Higgs to two gluons", "H to gluons"),
         facts=(
             "the 125 GeV scalar, in its decay into two gluons through a top-quark loop",
             "the boson of electroweak symmetry breaking, in its decay into two gluons through a top-quark loop",
