@@ -106,7 +106,8 @@ def test_numbers_know_what_they_count():
     # a count of each of the classes the request names adds its total
     from jetfm.agent.entities import extract
 
-    ent = extract("H to b b-bar, H to c c-bar and H to gluon-gluon jets with QCD, two thousand five hundred of each", C1)
+    ent = extract("H to b b-bar, H to c c-bar and H to gluon-gluon jets with QCD, two thousand five hundred of each",
+                  C1)
     assert ent.classes == ["hbb", "hcc", "hgg", "qcd"]
     assert [(n.value, n.role) for n in ent.numbers] == [(2500, "jets"), (10000, "jets_total")]
     ent = extract("simulate 1000 jets of every one of the ten JetClass categories", C1)
@@ -338,7 +339,8 @@ def test_settings_stated_by_their_own_word_must_be_written():
     assert "mode" in stated_settings("finetune", ent, [])
     ent = extract("index hbb_test with an HNSW graph and scan it with the masked-particle likelihood", C1)
     assert "kind" in stated_settings("build_index", ent, []) and "method" in stated_settings("anomaly_scan", ent, [])
-    ent = extract("fine-tune jetfm-default on hbb_test, then evaluate the resulting tagger on it with hbb as signal", C1)
+    ent = extract("fine-tune jetfm-default on hbb_test, then evaluate the resulting tagger on it with hbb as signal",
+                  C1)
     assert ent.anaphora and "signal" in stated_settings("evaluate", ent.within(ent.clauses[1]), [])
     ent = extract("generate 5k Z jets between 400 and 600 GeV, then plot the jet mass per class", C1)
     plot = ent.within(ent.clauses[1])
