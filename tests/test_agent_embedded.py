@@ -160,3 +160,33 @@ def test_router_plans_the_same_with_transformers(planner):
         ours = planner.router.plan(request, ctx)
         theirs = hf_router.plan(request, ctx)
         assert ours.calls == theirs.calls and ours.calls, request
+
+
+def test_a_decision_costs_one_pass_of_the_model(planner, monkeypatch):
+    """On CPU a pass reads every weight whatever its few tokens, so the router's speed is its number
+    of passes: the text committed since the last choice goes through the model together with the
+    candidates scored after it (agent/llama.py), not in a pass of its own, and all candidates share
+    that pass. So a plan costs the prompt's pass plus at most one per choice the model makes."""
+    from jetfm.agent import router
+
+    lm = planner.router.lm.model
+    counts = {"passes": 0, "choices": 0}
+    for name in ("forward", "continuation_logprobs"):
+        original = getattr(lm, name)
+
+        def counted(*args, _original=original, **kwargs):
+            counts["passes"] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(lm, name, counted)
+    score = router._Decoder.score
+
+    def counted_score(self, *args, **kwargs):
+        counts["choices"] += 1
+        return score(self, *args, **kwargs)
+
+    monkeypatch.setattr(router._Decoder, "score", counted_score)
+    plan = planner.router.plan("simulate 2k top and QCD jets, seed 7", PlanContext(models=["jetfm-default"]))
+    assert [c["tool"] for c in plan.calls] == ["generate_dataset"] and plan.calls[0]["args"]["seed"] == 7
+    assert counts["choices"] >= 4  # the tool, its arguments, the end: there was something to count
+    assert counts["passes"] <= 1 + counts["choices"], counts
