@@ -101,10 +101,10 @@ class Entities:
         text = clause.text
         for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):
             text = _without(name, text)
-        classes = _unique(c for c in find_terms(text).get("class", []) if isinstance(c, str))
         # The classes, observables and splits this action names fill its fields ("..., then plot the jet
         # mass per class": the plot's, not the generation's pT window)
         own = find_terms(text)
+        classes = _unique(c for c in own.get("class", []) if isinstance(c, str))
         terms = {**self.terms, "class": classes, "observable": own.get("observable", []),
                  "by_label": own.get("by_label", [])}
         return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, terms=terms,
