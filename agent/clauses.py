@@ -33,7 +33,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
     "pretrain": ("pretrain", "pre-train", "pre train"),
     "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",
-                 "train a linear", "probe"),
+                 "train a linear", "probe", "from scratch", "to separate", "to distinguish", "to discriminate",
+                 "tell apart"),
     "evaluate": ("evaluat", "test it", "test the", "benchmark", "measure the auc", "roc curve", "what auc",
                  "score it"),
     "embed": ("embed",),
@@ -45,7 +46,9 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate"),
-    "job_status": ("status", "progress", "check job", "check on", "how is job", "how far"),
+    "job_status": ("status", "progress", "check job", "check on", "how is job", "how far", "finished yet",
+                   "done yet", "ready yet", "complete yet", "still running", "is it done", "is it finished",
+                   "has it finished", "is that done", "is that finished"),
     "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets",
                        "my datasets", "my models", "my indexes", "my indices", "my jobs", "my embeddings",
                        "my workspace", "have i made", "have i built", "have i created", "have i generated",
@@ -126,9 +129,13 @@ def _action_pattern() -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")", re.I)
 
 
+# An action named to say it is not wanted: "a no-pretraining baseline", "without fine-tuning".
+_NEGATED = re.compile(r"\b(?:no|without|non|not|skip(?:ping)?(?: the)?)[\s-]+(?:pre-?train|fine-?tun|embed)\w*", re.I)
+
+
 def tools_of(text: str) -> tuple[str, ...]:
-    """The tools whose action words ``text`` holds."""
-    low = text.lower()
+    """The tools whose action words ``text`` holds (not those it negates)."""
+    low = _NEGATED.sub(" ", text.lower())
     return tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
 
 

@@ -228,7 +228,7 @@ def search_description(ent: Entities) -> str:
                   rf"(?:(?:dataset|sample|model|index)\s+)?)?{re.escape(name)}(?![\w.-])"
         text = re.sub(pattern, " ", text, flags=re.I)
     text = re.sub(r"\b(?:in|from|of|among|within)\s+(?:it|them|that|this|those)\b", " ", text, flags=re.I)
-    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+", " ", text).lstrip(" ,;:")  # "In run3_mix, find ...": the place is gone
     text = _SEARCH_VERB.sub("", text, count=1)
     text = _COUNT.sub("", text, count=1)
     text = re.sub(r"\s+", " ", text).strip(" ,.;:!?")

@@ -125,6 +125,13 @@ _AFTER_ROLES = (
     ("lr", re.compile(r"^\s*(?:lr|learning[ -]rate)\b")),
     ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size)\b")),
 )
+# "the third one", "the second jet", "the 5th event": one jet by its place, counted from one (an
+# index counts from zero). "first 10" is a count of results (``k``), not a place.
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+_ORDINAL_WORD = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+(?=(?:jet|one|entry|event)s?\b)", re.IGNORECASE)
+# "show me 5", "give me ten of them": the count of results a search returns
+_SHOW_BEFORE = re.compile(r"\b(?:show|give|return|list|display)(?:\s+(?:me|us))?\s+(?:the\s+)?(?:top\s+)?$")
+_SHOW_AFTER = re.compile(r"^\s*(?:of them|results?|hits?|matches|candidates)?\s*(?:[.?!,;]|please|$)")
 _GEV_AFTER = re.compile(r"^\s*(?:gev|tev)\b", re.IGNORECASE)
 _MIN_WORDS = re.compile(
     r"(?:above|over|>=?|at least|more than|greater than|from|heavier than|starting at|min(?:imum)?)\s*$"
@@ -167,7 +174,10 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
         joined_next = nxt is not None and bool(_RANGE_JOIN.match(low[n.end : nxt.start]))
         gev = in_gev[i] or (joined_next and in_gev[i + 1]) or (joined_prev and in_gev[i - 1])
         if re.search(r"\d(?:st|nd|rd|th)$", low[n.start : n.end]):
-            role = "index"  # "the 3rd jet"
+            out.append(Number(n.value - 1, n.start, n.end, "index"))  # "the 3rd jet": index 2
+            continue
+        if _SHOW_BEFORE.search(before) and _SHOW_AFTER.match(after):
+            role = "k"
         for name, pattern in () if role else _BEFORE_ROLES:
             if pattern.search(before):
                 role = name
@@ -198,6 +208,10 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
         if role in ("", "jets") and n_classes >= 2 and _EACH.match(after):
             out[-1] = Number(n.value, n.start, n.end, "jets")
             out.append(Number(n.value * n_classes, n.end, n.end, "jets_total"))
+    for m in _ORDINAL_WORD.finditer(text):
+        out = [n for n in out if n.start != m.end()]  # the "one" of "the third one" is no number
+        out.append(Number(float(_ORDINALS.index(m.group(1).lower())), m.start(), m.end(1), "index"))
+    out.sort(key=lambda n: n.start)
     # "a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD one called qcd3k" is two samples, no total
     between = low[per_class[0].end : per_class[-1].start] if per_class else ""
     if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):

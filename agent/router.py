@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -136,6 +136,8 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
         vocab = vocabulary_of(tool, f.name)
         if vocab in STATED_VOCABULARIES and any(v not in used_names for v in ent.terms.get(vocab, [])):
             stated.add(f.name)
+    if any(n not in used_names for n in ent.new_names):  # "... and call it hbb_hnsw": the name is written
+        stated |= {f.name for f in fields if f.kind == "new_name"}
     if any(i not in used_names for i in ent.indexes):  # "using idx-run2-jetfm-default"
         stated |= {f.name for f in fields if f.kind == "index"}
     # A dataset the action names is the one to use ("find 25 jets in boosted_tt ..."), even where the
@@ -416,6 +418,10 @@ class Router:
             prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
+        elif not done and not ent.clauses and ent.repeat and context.previous:
+            # "now do the same for Z bosons", "repeat that with 30 neighbours": the previous turn's action
+            before = {c.get("tool") for c in context.previous}
+            prior = [CLAUSE_PRIOR if n in before else 0.0 for n in names]
         target = None if clause is not None else next_target(ent, done)
         if target is not None:
             # "embed tq5k and run2 with it", "cancel job-1 and job-2": one action on several named
@@ -456,12 +462,25 @@ class Router:
         if made["index"]:
             stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
 
+        again = repeated_call(tool, ent, context) if not done else None
+        if again is not None:  # the previous call once more: what this turn does not restate is kept
+            stated |= {name for name in again if name not in restated(tool, ent, context)}
+
         def candidates(f: FieldSpec) -> list[Any]:  # given the arguments so far (a reference is not the dataset)
             values = grounded_values(f, tool, ent, context, made, args)
+            if again is not None and f.name in again:
+                before = again[f.name] if isinstance(again[f.name], list) else [again[f.name]]
+                if f.name in restated(tool, ent, context):  # "for Z bosons" replaces the W of the last turn
+                    own = grounded_values(f, tool, ent, replace(context, previous=[]), made, args)
+                    values = [v for v in values if v not in before or v in own]
+                else:
+                    values = _unique([*before, *values])
             if only and f.name in only:
                 values = [v for v in values if v in only[f.name]]
             if f.required and not values and (f.kind not in ("text", "text_list", "new_name") or f.name == "path"):
                 raise NeedsAnswer(question_for(tool, f, context))
+            if f.required and f.kind == "text_list" and not values and not _gives_labels(ent):
+                raise NeedsAnswer(question_for(tool, f, context))  # "classify X zero-shot": into what?
             return values
 
         pos = 0
@@ -536,18 +555,20 @@ class Router:
 
     def _query(self, dec: _Decoder, banned: torch.Tensor, described: str) -> str:
         """A search query: the model's own text, or the request's description of what to find (see
-        entities.search_description). The model chooses; a text that drops conditions the request
-        states ("between 150 and 200 GeV" -> a query without them) is never preferred, since the
-        search applies exactly the conditions its query states."""
+        entities.search_description). The model chooses; a text whose conditions differ from those the
+        request states ("between 110 and 140 GeV" -> "mass=110") is not offered, since the search
+        applies exactly the conditions its query states."""
         from jetfm.retrieval.constraints import parse_query
 
         own = dec.fork().free_text(banned, self._quote, self._closes)
         options = _unique([own, described])
-        prior = None
         if len(options) > 1:
-            stated = [len(parse_query(o).describe()) for o in options]
-            prior = [STEP_PRIOR if n > min(stated) else 0.0 for n in stated]
-        text = options[dec.choose(options, then=[self._quote], prior=prior)] if len(options) > 1 else own
+            # the conditions each text states; the request's own words are what the user asked for
+            # (a text that changes them would run another search than the one asked for: not offered)
+            said = [_conditions(parse_query(o)) for o in options]
+            if any(said[1]) and said[0] != said[1]:
+                options = [described]
+        text = options[dec.choose(options, then=[self._quote])] if len(options) > 1 else options[0]
         dec.commit(text)
         dec.commit_ids([self._quote])
         return text
@@ -582,9 +603,14 @@ def grounded_values(
         if f.name == "n_jets" and any(n.role == "jets_total" for n in ent.numbers):
             roles = ("jets_total",)  # "5k top and 5k QCD": n_jets is the total, the parts are no choice
         fits = [n.value for n in ent.numbers if n.role in roles or not n.role]
-        fits += [v for v in _again(f, tool, context) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if (tool, f.name) in JET_POINTERS:  # "show me jet 5", then "jets similar to that one": jet 5
-            fits += _previous_jet(context)
+        pointer = (tool, f.name) in JET_POINTERS
+        step = 1 if _NEXT.search(ent.request) else -1 if _BEFORE.search(ent.request) else 0
+        # a value of its own ("30 neighbours", "the next one") replaces the last turn's
+        if not any(n.role and n.role in roles for n in ent.numbers) and not (pointer and step):
+            fits += [v for v in _again(f, tool, context) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if pointer and not any(n.role == "index" for n in ent.numbers):
+            # "show me jet 5", then "jets similar to that one": jet 5 ("and the third one?": the third)
+            fits += [j + step for j in _previous_jet(context) if j + step >= 0]
         values = [v for v in fits if f.accepts(v) and (v not in used or said.count(v) > 1)]
         if f.kind == "int":
             values = [int(v) for v in values if float(v).is_integer()]
@@ -672,6 +698,58 @@ def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
 
 # The argument of each tool that points at one jet of a dataset.
 JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
+# "and the next one?", "the one before": the jet after (before) the one the previous turn pointed at
+_NEXT = re.compile(r"\b(?:next|following)\s+(?:one|jet|entry|event)\b|\bthe one after\b", re.I)
+_BEFORE = re.compile(r"\bprevious\s+(?:one|jet|entry|event)\b|\bthe one before\b", re.I)
+# A list of labels given in the request: quoted, or after "into", "as", "between", "labels".
+_LABELS_GIVEN = re.compile(r"[\"'“‘]\w|\b(?:into|between|among|labels?|categories|as either)\s+\S", re.I)
+
+
+def _gives_labels(ent: Entities) -> bool:
+    """Whether the request says what to label with: named classes, quoted text or a list after "into"."""
+    return bool(ent.classes) or bool(_LABELS_GIVEN.search(ent.action_text or ent.request))
+
+
+def _conditions(query: Any) -> tuple[Any, ...]:
+    """What a parsed search query keeps: its cuts and its classes (retrieval/constraints.py)."""
+    return tuple(sorted((c.observable, c.lo, c.hi) for c in query.cuts)), query.classes
+
+
+def repeated_call(tool: str, ent: Entities, context: PlanContext) -> dict[str, Any] | None:
+    """The previous turn's call of ``tool`` when this request repeats it ("now do the same for Z
+    bosons", "repeat that with 30 neighbours instead"): its arguments, less the name of what it made
+    (a repeat makes something new) and its free text; None when the request repeats nothing."""
+    if not ent.repeat:
+        return None
+    for call in reversed(context.previous):
+        if call.get("tool") == tool:
+            fields = {f.name: f for f in tool_fields(tool)}
+            return {k: v for k, v in (call.get("args") or {}).items()
+                    if k in fields and fields[k].kind not in ("new_name", "text", "text_list", "job")}
+    return None
+
+
+def restated(tool: str, ent: Entities, context: PlanContext) -> set[str]:
+    """The fields of ``tool`` this request gives a value of its own (it replaces the repeated one)."""
+    out: set[str] = set()
+    names = {f.name for f in tool_fields(tool)}
+    roles = {_stated_role(n.role, tool, names) for n in ent.numbers if n.role}
+    for f in tool_fields(tool):
+        if f.kind in ("enum", "enum_list", "bool"):
+            hit = bool(_said(f, tool, ent))
+        elif f.kind in ("int", "float"):
+            hit = f.name in roles or bool(set(NUMBER_ROLES.get(f.name, ())) & roles)
+        elif f.kind == "dataset":
+            hit = bool(ent.datasets) if f.name == "dataset" else len(ent.datasets) >= 2
+        elif f.kind == "model":
+            hit = bool(ent.models) or (tool == "finetune" and bool(ent.sizes))
+        elif f.kind == "index":
+            hit = bool(ent.indexes)
+        else:
+            hit = False
+        if hit:
+            out.add(f.name)
+    return out
 
 
 def _previous_jet(context: PlanContext) -> list[int]:

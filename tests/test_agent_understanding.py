@@ -218,7 +218,40 @@ def test_follow_up_it_is_what_the_turn_made_but_repeat_that_is_what_it_used():
 def test_follow_up_show_the_first_jet_of_that_sample():
     ctx = turn(C1, call("generate_dataset", processes=["hbb"], n_jets=1000, name="hbb1k"))
     assert values("show me the first jet of that sample", ctx, "show_jet", "dataset") == ["hbb1k"]
-    assert values("show me the first jet of that sample", ctx, "show_jet", "index") == []  # "first": the default 0
+    assert values("show me the first jet of that sample", ctx, "show_jet", "index") == [0]  # "first": index 0
+
+
+def test_a_jet_named_by_its_place_counts_from_one_and_replaces_the_last_turns():
+    ctx = turn(C1, call("show_jet", dataset="ttbar_hi", index=0))
+    assert values("and the third one?", ctx, "show_jet", "index") == [2]  # not the 0 shown before
+    assert values("and the next one?", ctx, "show_jet", "index") == [1]
+    assert values("show me the 5th jet of ttbar_hi", C1, "show_jet", "index") == [4]
+    assert [(n.value, n.role) for n in typed_numbers("any three-prong jets near 175 GeV? show me 5")][-1] == (5, "k")
+    assert [n.role for n in typed_numbers("give me 5000 top jets")] == ["jets"]  # a count of jets, no k
+
+
+def test_a_repeat_keeps_what_the_new_turn_does_not_restate():
+    from jetfm.agent.router import repeated_call, restated
+
+    ctx = turn(C1, call("generate_dataset", processes=["wqq"], n_jets=4000, pt_min=800, pt_max=1000, name="w_4k"))
+    ent = extract("now do the same for Z bosons", ctx)
+    again = repeated_call("generate_dataset", ent, ctx)
+    assert again == {"processes": ["wqq"], "n_jets": 4000, "pt_min": 800, "pt_max": 1000}  # a new name, not w_4k
+    assert restated("generate_dataset", ent, ctx) == {"processes"}
+    assert restated("generate_dataset", extract("repeat that with 8000 jets", ctx), ctx) == {"n_jets"}
+    scan = turn(C1, call("anomaly_scan", dataset="ttbar_hi", reference="qcd_ref", method="knn"))
+    ent = extract("repeat that with 30 neighbours instead", scan)
+    assert repeated_call("anomaly_scan", ent, scan)["reference"] == "qcd_ref"
+    assert "k" in restated("anomaly_scan", ent, scan) and "reference" not in restated("anomaly_scan", ent, scan)
+    assert repeated_call("anomaly_scan", extract("scan hbb_test for anomalies", scan), scan) is None  # no repeat
+
+
+def test_zero_shot_labels_come_from_the_request_or_the_assistant_asks():
+    from jetfm.agent.router import _gives_labels
+
+    assert not _gives_labels(extract("classify the jets in mystery_sample zero-shot", C1))
+    assert _gives_labels(extract("zero-shot classify hbb_test as top or QCD", C1))
+    assert _gives_labels(extract("label hbb_test zero-shot into 'two-prong' and 'three-prong'", C1))
 
 
 def test_conversation_context_from_messages_keeps_the_previous_turn_and_its_jobs():

@@ -30,6 +30,10 @@ CTX = PlanContext(datasets=["wz_mix", "qcd_bg", "tt_sample"], models=["clr_tiny"
          [("generate_dataset",), ("generate_dataset",)]),
         ("simulate 1k Z jets named z1k, and 1k W jets named w1k", [("generate_dataset",), ("generate_dataset",)]),
         ("make 5k top and 5k QCD jets called tq10k", [("generate_dataset",)]),
+        # an action said not to be wanted starts none; "from scratch", "to separate" is a classifier
+        ("As a no-pretraining baseline, train a tiny transformer from scratch on wz_mix to separate W from Z",
+         [("finetune",)]),
+        ("is that finished yet?", [("job_status",)]),
     ],
 )
 def test_actions_are_found_in_order(request_: str, tools: list[tuple[str, ...]]) -> None:
