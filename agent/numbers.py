@@ -19,7 +19,10 @@ _UNITS = {
 }
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 # A number word alone counts only where it is a common count ("ten jets", "show me five"), not "zero-shot".
-_ALONE = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty", "fifty"}
+_ALONE = {*_TEENS[1:], *_TENS}
+# "the next one", "that one", "which one": a pronoun, no number
+_PRONOUN_ONE = re.compile(r"\b(?:the|this|that|which|each|every|same|another|next|last|previous|following|other"
+                          r"|any|no|first|second|third|new|old|big|small|other)\s+$", re.IGNORECASE)
 _SUFFIX = {"k": 1000, "m": 1_000_000}
 # A number not glued to a word before it (tau21, run2, wz-6k are names, not numbers); "600-700" is
 # a range of two numbers.
@@ -31,7 +34,7 @@ _NOT_QUANTITIES = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}|\bcuda:\d+")
 _WORD = r"(?:" + "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True)) + r")"
 # "two thousand five hundred", "twenty-five hundred", "one thousand and fifty"; "three-prong" is no number.
 _AND = r"(?:(?<=hundred)|(?<=thousand)|(?<=million))\s+and\s+"  # "one thousand and fifty", not "ten and twenty"
-_WORDS = re.compile(rf"\b({_WORD}(?:(?:{_AND}|\s+|-){_WORD})*)\b(?!-)", re.IGNORECASE)
+_WORDS = re.compile(rf"\b({_WORD}(?:(?:{_AND}|\s+|-){_WORD})*)\b(?!-(?!jets?\b))", re.IGNORECASE)
 
 
 def _word_value(words: list[str]) -> float | None:
@@ -81,6 +84,8 @@ def _mentions(text: str) -> list[Number]:
         words = [w for w in re.split(r"[\s-]+", m.group(1).lower()) if w != "and"]
         if len(words) == 1 and words[0] not in _ALONE:
             continue
+        if words == ["one"] and _PRONOUN_ONE.search(text[: m.start()]):
+            continue
         if words[0] == "a" and len(words) > 1 and words[1] not in _SCALES:
             words = words[1:]  # "a five" is not 6
         value = _word_value(words)
@@ -121,9 +126,9 @@ _AFTER_ROLES = (
     # and "gluon" are not here: "500 light quark jets" counts jets)
     ("parts", re.compile(r"^\s*(?:[\w\-]+\s+){0,2}?(?:subjets?|prongs?|constituents?|particles?|leptons?"
                          r"|tracks?)\b")),
+    ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size|a batch|in a batch|in each batch)\b")),
     ("jets", re.compile(r"^\s*-?(?:[\w\-]+\s+){0,2}?(?:jets?|events?|of them|in total|total)\b")),
     ("lr", re.compile(r"^\s*(?:lr|learning[ -]rate)\b")),
-    ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size)\b")),
 )
 # "the third one", "the second jet", "the 5th event": one jet by its place, counted from one (an
 # index counts from zero). "first 10" is a count of results (``k``), not a place.

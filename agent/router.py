@@ -44,7 +44,7 @@ from jetfm.agent.clauses import Clause
 from jetfm.agent.context import NeedsAnswer
 from jetfm.agent.entities import Entities, extract, off_topic, search_description
 from jetfm.agent.guard import RequestRefused, refusal_reason
-from jetfm.agent.lexicon import vocabulary_of
+from jetfm.agent.lexicon import find_terms, vocabulary_of
 from jetfm.agent.llm import LoadedLM
 from jetfm.errors import UsageError
 from jetfm.tools.registry import TOOLS
@@ -84,24 +84,26 @@ STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels",
 # Options named by their own words ("linear probe", "an HNSW graph", "contrastive", "a small
 # backbone", "masked-particle likelihood", "the jet mass", "per class"): once stated, a call of a tool
 # with that field writes it.
-STATED_VOCABULARIES = ("mode", "objective", "size", "index_kind", "anomaly_method", "observable", "by_label")
+STATED_VOCABULARIES = ("mode", "objective", "size", "index_kind", "anomaly_method", "observable", "by_label",
+                       "device")
 _SIGNAL = re.compile(r"\bas (?:the )?signal\b|\bsignal(?: class)?\s*(?:=|:|is|being)", re.I)
 # Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
 JETS_ARE_K = ("search_similar", "search_text")
 
 
 def next_target(ent: Entities, done: list[dict[str, Any]]) -> tuple[str, str, list[str]] | None:
-    """A one-action request that names several datasets or jobs for a tool that takes one ("embed
-    tq5k and run2", "cancel job-1 and job-2") has a call for each: after the calls so far (all of
-    one tool), that tool, its field and the named targets no call has used yet; None otherwise."""
+    """A one-action request that names several datasets, models or jobs for a tool that takes one
+    ("embed tq5k and run2", "evaluate both tagger_a and tagger_b on X", "cancel job-1 and job-2") has
+    a call for each: after the calls so far (all of one tool), that tool, its field and the named
+    targets no call has used yet; None otherwise."""
     if not done or len(ent.clauses) > 1 or any(call["tool"] != done[0]["tool"] for call in done):
         return None
     used = {v for call in done for v in call["args"].values() if isinstance(v, str)}
     fields = tool_fields(done[0]["tool"])
     for f in fields:
         # a tool with a second field of the kind (anomaly_scan's reference) may take both names in one call
-        if f.required and f.kind in ("dataset", "job") and sum(g.kind == f.kind for g in fields) == 1:
-            named = ent.datasets if f.kind == "dataset" else ent.jobs
+        if f.required and f.kind in ("dataset", "model", "job") and sum(g.kind == f.kind for g in fields) == 1:
+            named = {"dataset": ent.datasets, "model": ent.models, "job": ent.jobs}[f.kind]
             left = [n for n in named if n not in used]
             if len(named) >= 2 and left:
                 return done[0]["tool"], f.name, left
@@ -138,6 +140,8 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
             stated.add(f.name)
     if any(n not in used_names for n in ent.new_names):  # "... and call it hbb_hnsw": the name is written
         stated |= {f.name for f in fields if f.kind == "new_name"}
+    if ent.terms.get("device"):  # "on the GPU"
+        stated |= {f.name for f in fields if f.kind == "device"}
     if any(i not in used_names for i in ent.indexes):  # "using idx-run2-jetfm-default"
         stated |= {f.name for f in fields if f.kind == "index"}
     # A dataset the action names is the one to use ("find 25 jets in boosted_tt ..."), even where the
@@ -463,6 +467,7 @@ class Router:
             stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
 
         again = repeated_call(tool, ent, context) if not done else None
+        fixed: dict[str, list[Any]] = {}
         if again is not None:  # the previous call once more: what this turn does not restate is kept
             stated |= {name for name in again if name not in restated(tool, ent, context)}
 
@@ -472,7 +477,14 @@ class Router:
                 before = again[f.name] if isinstance(again[f.name], list) else [again[f.name]]
                 if f.name in restated(tool, ent, context):  # "for Z bosons" replaces the W of the last turn
                     own = grounded_values(f, tool, ent, replace(context, previous=[]), made, args)
-                    values = [v for v in values if v not in before or v in own]
+                    swapped = _instead(ent.request)
+                    if f.kind == "enum_list" and swapped is not None:  # "with Z instead of W": only W goes
+                        vocab = vocabulary_of(tool, f.name) or ""
+                        new, old = (set(find_terms(part).get(vocab, [])) for part in swapped)
+                        values = _unique([*(v for v in own if v in new), *(v for v in before if v not in old)])
+                        fixed[f.name] = values  # the last turn's list with one item swapped: as a whole
+                    else:
+                        values = [v for v in values if v not in before or v in own]
                 else:
                     values = _unique([*before, *values])
             if only and f.name in only:
@@ -518,7 +530,13 @@ class Router:
             f = value
             pending_list = None
             pos = fields.index(f) + 1
-            args[f.name] = self._value(dec, f, candidates(f), tool, args, ent)
+            cands = candidates(f)
+            if f.name in fixed:
+                args[f.name] = fixed[f.name]
+                for seg in value_segments(f, fixed[f.name]):
+                    dec.commit(seg)
+                continue
+            args[f.name] = self._value(dec, f, cands, tool, args, ent)
             if f.kind == "enum_list":
                 pending_list = f
 
@@ -526,6 +544,11 @@ class Router:
                ent: Entities | None = None) -> Any:
         if f.kind in ("text", "text_list"):
             dec.commit('"')
+            if cands and f.kind == "text_list":  # labels the request quotes are copied as written
+                text = TEXT_LIST_SEP.join(cands[0])
+                dec.commit(text)
+                dec.commit('"')
+                return list(cands[0])
             if cands:  # a file path is copied from the request, never made up
                 path = cands[dec.choose(cands, then=[self._quote])] if len(cands) > 1 else cands[0]
                 dec.commit(path)
@@ -617,6 +640,9 @@ def grounded_values(
         return _unique(values, key=format_number)
     if f.kind == "text" and f.name == "path":
         return list(ent.paths)
+    if f.kind == "text_list":  # "into 'two-prong' and 'three-prong'": the quoted labels, as written
+        quoted = [next(g for g in groups if g).strip() for groups in _QUOTED.findall(ent.action_text or ent.request)]
+        return [quoted] if len(quoted) >= 2 else []
     if f.kind == "dataset":
         return _datasets(f, ent, context, made, args)
     if f.kind == "model":
@@ -701,6 +727,8 @@ JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
 # "and the next one?", "the one before": the jet after (before) the one the previous turn pointed at
 _NEXT = re.compile(r"\b(?:next|following)\s+(?:one|jet|entry|event)\b|\bthe one after\b", re.I)
 _BEFORE = re.compile(r"\bprevious\s+(?:one|jet|entry|event)\b|\bthe one before\b", re.I)
+# A quoted phrase: "...", '...' (an apostrophe inside a word is no quote), or typographic quotes.
+_QUOTED = re.compile(r"\"([^\"]+)\"|(?<!\w)'([^']+)'(?!\w)|[“‘]([^”’]+)[”’]")
 # A list of labels given in the request: quoted, or after "into", "as", "between", "labels".
 _LABELS_GIVEN = re.compile(r"[\"'“‘]\w|\b(?:into|between|among|labels?|categories|as either)\s+\S", re.I)
 
@@ -713,6 +741,15 @@ def _gives_labels(ent: Entities) -> bool:
 def _conditions(query: Any) -> tuple[Any, ...]:
     """What a parsed search query keeps: its cuts and its classes (retrieval/constraints.py)."""
     return tuple(sorted((c.observable, c.lo, c.hi) for c in query.cuts)), query.classes
+
+
+_INSTEAD = re.compile(r"(.*)\binstead of\b([^,;.!?]*)(.*)", re.I | re.S)
+
+
+def _instead(request: str) -> tuple[str, str] | None:
+    """"... with Z instead of W": the words of what comes in and of what goes; None without one."""
+    m = _INSTEAD.match(request)
+    return (m.group(1) + " " + m.group(3), m.group(2)) if m else None
 
 
 def repeated_call(tool: str, ent: Entities, context: PlanContext) -> dict[str, Any] | None:

@@ -222,12 +222,26 @@ def test_follow_up_show_the_first_jet_of_that_sample():
 
 
 def test_a_jet_named_by_its_place_counts_from_one_and_replaces_the_last_turns():
-    ctx = turn(C1, call("show_jet", dataset="ttbar_hi", index=0))
-    assert values("and the third one?", ctx, "show_jet", "index") == [2]  # not the 0 shown before
-    assert values("and the next one?", ctx, "show_jet", "index") == [1]
+    ctx = turn(C1, call("show_jet", dataset="ttbar_hi", index=12))
+    assert values("and the third one?", ctx, "show_jet", "index") == [2]  # not the 12 shown before
+    assert values("and the next one?", ctx, "show_jet", "index") == [13]  # "one" is no number here
+    assert values("the previous one", ctx, "show_jet", "index") == [11]
     assert values("show me the 5th jet of ttbar_hi", C1, "show_jet", "index") == [4]
     assert [(n.value, n.role) for n in typed_numbers("any three-prong jets near 175 GeV? show me 5")][-1] == (5, "k")
     assert [n.role for n in typed_numbers("give me 5000 top jets")] == ["jets"]  # a count of jets, no k
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("using twelve worker processes", [(12, "workers")]),
+        ("a twenty-thousand-jet light-quark/gluon sample", [(20000, "jets")]),
+        ("1024 jets per batch", [(1024, "batch_size")]),
+        ("which one is heavier", []),
+    ],
+)
+def test_number_words_and_what_they_count(text, expected):
+    assert [(n.value, n.role) for n in typed_numbers(text)] == expected
 
 
 def test_a_repeat_keeps_what_the_new_turn_does_not_restate():
@@ -244,6 +258,21 @@ def test_a_repeat_keeps_what_the_new_turn_does_not_restate():
     assert repeated_call("anomaly_scan", ent, scan)["reference"] == "qcd_ref"
     assert "k" in restated("anomaly_scan", ent, scan) and "reference" not in restated("anomaly_scan", ent, scan)
     assert repeated_call("anomaly_scan", extract("scan hbb_test for anomalies", scan), scan) is None  # no repeat
+
+
+def test_with_one_class_instead_of_another_swaps_only_that_one():
+    from jetfm.agent.router import _instead
+
+    new, old = _instead("Great - now the same again, but with Z instead of W.")
+    assert find_terms(new)["class"] == ["zqq"] and find_terms(old)["class"] == ["wqq"]
+    assert _instead("do the same for Z bosons") is None
+
+
+def test_quoted_zero_shot_labels_are_the_labels():
+    labels = values("sort hqq_mix into 'H to two b quarks', 'H to charm' and 'gluon jet'", C1,
+                    "zero_shot_classify", "labels")
+    assert labels == [["H to two b quarks", "H to charm", "gluon jet"]]
+    assert values("zero-shot classify hbb_test as top or QCD", C1, "zero_shot_classify", "labels") == []
 
 
 def test_zero_shot_labels_come_from_the_request_or_the_assistant_asks():
@@ -357,7 +386,7 @@ def test_settings_stated_by_their_own_word_must_be_written():
     from jetfm.agent.router import stated_settings
 
     ent = extract("pretrain on hbb_test, batch size 512, 20k iterations, on the GPU", C1)
-    assert stated_settings("pretrain", ent, []) == {"batch_size", "steps", "dataset"}  # hbb_test is named
+    assert stated_settings("pretrain", ent, []) == {"batch_size", "steps", "dataset", "device"}  # hbb_test is named
     ent = extract("generate 2k top jets with seed 7, then pretrain a tiny model on them", C1)
     assert stated_settings("generate_dataset", ent, []) == {"seed"}
     done = [{"tool": "generate_dataset", "args": {"processes": ["top"], "n_jets": 2000, "seed": 7}}]
