@@ -730,7 +730,8 @@ _BEFORE = re.compile(r"\bprevious\s+(?:one|jet|entry|event)\b|\bthe one before\b
 # A quoted phrase: "...", '...' (an apostrophe inside a word is no quote), or typographic quotes.
 _QUOTED = re.compile(r"\"([^\"]+)\"|(?<!\w)'([^']+)'(?!\w)|[“‘]([^”’]+)[”’]")
 # A list of labels given in the request: quoted, or after "into", "as", "between", "labels".
-_LABELS_GIVEN = re.compile(r"[\"'“‘]\w|\b(?:into|between|among|labels?|categories|as either)\s+\S", re.I)
+_LABELS_GIVEN = re.compile(r"[\"'“‘]\w|\b(?:into|between|among|labels?|categories|as either)\s+\S"
+                           r"|\b(?:vs\.?|versus|apart|or|from)\s", re.I)
 
 
 def _gives_labels(ent: Entities) -> bool:
@@ -777,7 +778,7 @@ def restated(tool: str, ent: Entities, context: PlanContext) -> set[str]:
         elif f.kind in ("int", "float"):
             hit = f.name in roles or bool(set(NUMBER_ROLES.get(f.name, ())) & roles)
         elif f.kind == "dataset":
-            hit = bool(ent.datasets) if f.name == "dataset" else len(ent.datasets) >= 2
+            hit = bool(ent.datasets or ent.by_class) if f.name == "dataset" else len(ent.datasets) >= 2
         elif f.kind == "model":
             hit = bool(ent.models) or (tool == "finetune" and bool(ent.sizes))
         elif f.kind == "index":

@@ -258,6 +258,10 @@ def test_a_repeat_keeps_what_the_new_turn_does_not_restate():
     assert repeated_call("anomaly_scan", ent, scan)["reference"] == "qcd_ref"
     assert "k" in restated("anomaly_scan", ent, scan) and "reference" not in restated("anomaly_scan", ent, scan)
     assert repeated_call("anomaly_scan", extract("scan hbb_test for anomalies", scan), scan) is None  # no repeat
+    two = PlanContext(datasets=["wjets_2k", "zjets_2k"], models=["jetfm-default"])
+    plot = turn(two, call("plot_observable", dataset="zjets_2k", observable="mass"))
+    ent = extract("do the same for the W sample", plot)  # a dataset named by what it holds
+    assert "dataset" in restated("plot_observable", ent, plot)
 
 
 def test_with_one_class_instead_of_another_swaps_only_that_one():
@@ -280,6 +284,7 @@ def test_zero_shot_labels_come_from_the_request_or_the_assistant_asks():
 
     assert not _gives_labels(extract("classify the jets in mystery_sample zero-shot", C1))
     assert _gives_labels(extract("zero-shot classify hbb_test as top or QCD", C1))
+    assert _gives_labels(extract("use the text model to tell apart quark jets and gluon jets in hbb_test", C1))
     assert _gives_labels(extract("label hbb_test zero-shot into 'two-prong' and 'three-prong'", C1))
 
 
