@@ -26,15 +26,17 @@ from jetfm.agent.lexicon import find_terms
 # Words that start an action, by the tools they may mean. Prefixes: "simulat" covers simulate(d).
 ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets",
-                         "average", "on average"),
+                         "average", "on average", "what's in", "what is in", "whats in", "wat's in", "what's inside",
+                         "contents of", "class counts", "quantiles", "mean and spread"),
     "plot_observable": ("plot", "histogram", "draw", "distribution", "spectrum", "spectra"),
-    "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry"),
+    "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry",
+                 "eta-phi plane", "eta-phi map", "in the eta-phi"),
     "generate_dataset": ("generat", "gen ", "simulat", "produce", "producing", "make"),
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
     "pretrain": ("pretrain", "pre-train", "pre train"),
     "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",
                  "train a linear", "probe", "from scratch", "to separate", "to distinguish", "to discriminate",
-                 "tell apart"),
+                 "tell apart", "from random init", "randomly initiali", "from random weights"),
     "evaluate": ("evaluat", "test it", "test the", "benchmark", "measure the auc", "roc curve", "what auc",
                  "score it"),
     "embed": ("embed",),
@@ -46,7 +48,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate"),
-    "job_status": ("status", "progress", "check job", "check on", "how is job", "how far", "finished yet",
+    "job_status": ("status", "progress", "check job", "check on", "how is job", "how far", "getting on",
+                   "coming along", "how's it going", "how is it going", "finished yet",
                    "done yet", "ready yet", "complete yet", "still running", "is it done", "is it finished",
                    "has it finished", "is that done", "is that finished"),
     "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets",
@@ -59,19 +62,24 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
 NAMING_WORDS = ("faiss", "hnsw", "ivf", "product-quanti", "product quanti")
 # Words that start an action without naming its tool: "and restart the pretraining on run2".
 STARTING_WORDS = ("restart", "rerun", "re-run", "redo", "relaunch", "re-launch", "resubmit", "launch", "start",
-                  "kick off", "run")
+                  "kick off", "run", "train ")
 _THEN = r"(?:then|afterwards|after that|after this|finally|and also|as well as|followed by)"
 _SEPARATOR = re.compile(rf"\s*(?:[,;]\s*(?:and\s+)?(?:{_THEN}\s+)?|\s(?:and\s+)?{_THEN}\s+)", re.I)
 
 
 # One jet pointed at: "jet 7", "entry 12", "#256", "the first jet", "the 3rd event".
+_NUMBER_WORD = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|forty"
+                r"|fifty|sixty|seventy|eighty|ninety)(?:-\w+)?")
 _ONE_JET = re.compile(r"\b(?:jets?|entry|entries|events?)\s*(?:number\s*|no\.\s*)?#?\s*\d+\b|#\s*\d+\b"
+                      rf"|\b(?:jet|entry|event)\s+(?:number\s+|no\.\s*)?{_NUMBER_WORD}\b"
                       r"|\b(?:first|last|\d+(?:st|nd|rd|th))\s+(?:jet|entry|event)\b", re.I)
 _THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # with "similar to": a jet
 _LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
 _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
 _EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+)?embeddings\b", re.I)
+# An index named as what an action uses, not as something to build.
+_INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+)?(?:faiss\s+)?index\b", re.I)
 # A new name given to what an action makes: "called hbb3k", "named run2_fat".
 _NAMED = re.compile(r"\b(?:called|named|call it|name it)\s+[\"'`]?[\w.-]+", re.I)
 # A kind of FAISS index named as such, not inside a name ("idx-run2-hnsw").
@@ -89,12 +97,21 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     like" without one ("jets that look like a boosted W") describes jets for a text search; a
     generic verb gives way to a specific action word ("find the weirdest jets": a scan)."""
     tools = list(tools_of(text))
+    if "scratch" in find_terms(text).get("mode", []) and "finetune" not in tools:
+        tools.append("finetune")  # "a tiny tagger from random init": a classifier trained from scratch
+    for owner in ("cancel_job", "job_status"):  # "abort that pretraining run": the run is what is cancelled
+        if owner in tools:
+            tools = [owner]
+    if _INDEX_USED.search(text) and "build_index" in tools:
+        tools.remove("build_index")  # "using index ivf_tqcd, show the jets most similar to ...": a search
     like = bool(_LIKE.search(text))
     one_jet = bool(_ONE_JET.search(text)) or (like and bool(_THAT_ONE.search(text)))
     if one_jet and like and "search_similar" not in tools:
         tools.append("search_similar")
     if one_jet and _SHOW.search(text) and "search_similar" not in tools and "show_jet" not in tools:
         tools.append("show_jet")
+    if one_jet and "show_jet" in tools and "plot_observable" in tools:
+        tools.remove("plot_observable")  # "draw jet number 42": the display of that jet, not a histogram
     if "embed" in tools and len(tools) > 1 and not re.search(r"\bembed", _EMBEDDINGS_USED.sub(" ", text), re.I):
         tools.remove("embed")
     if "search_similar" in tools and not one_jet and set(tools) <= {"search_similar", "search_text"} \
@@ -175,7 +192,7 @@ def action_clauses(request: str) -> list[Clause]:
         tools = proposed_tools(text)
         # "import X and register it as Y": the same action again on "it" is the action before, named
         same = bool(clauses) and tools == clauses[-1].tools and re.search(r"\b(?:it|them)\b", text, re.I)
-        if tools and _starts_an_action(text) and not same:
+        if tools and _starts_an_action(_NEGATED.sub(" ", text)) and not same:
             clauses.append(Clause(start, end, text, tools))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):
             # "..., and a 3000-jet QCD sample called qcd3k": the action before again, on a new target

@@ -196,12 +196,23 @@ _LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[-
                          r"|textbooks?|the experiments? (?:use|report))\b", re.I)
 
 
+# A question that asks for an explanation ("why does the top mass peak at 173 GeV?") or a verb no tool
+# has ("book a meeting", "email my supervisor"): answered by a person or a textbook, not by a tool.
+_EXPLAIN = re.compile(r"^\W*(?:why|how come|what is the reason|what's the reason|explain(?: to me)? why|"
+                      r"can you explain|could you explain|what causes)\b", re.I)
+_FOREIGN = re.compile(r"^\W*(?:(?:please|can you|could you|would you)\s+)*(?:book|schedule|order|buy|e-?mail|send"
+                      r"|remind|phone|call my|text my|translate|write (?:an? )?(?:email|letter|poem|song))\b", re.I)
+
+
 def off_topic(ent: Entities) -> bool:
     """Whether the request names nothing a tool works on: no action, artifact, class, term, path or
     back-reference, and no word of jetfm's world; or asks what the field knows ("published",
-    "state of the art") without naming anything of the workspace."""
+    "state of the art", "why does ...?") or for something no tool does ("book a meeting") without
+    naming anything of the workspace."""
     workspace = ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.new_names or ent.anaphora
-    if _LITERATURE.search(ent.request) and not workspace:
+    if (_LITERATURE.search(ent.request) or _EXPLAIN.search(ent.request)) and not workspace:
+        return True
+    if _FOREIGN.search(ent.request) and not (ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths):
         return True
     named = (ent.clauses or ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.classes
              or ent.terms or ent.new_names or ent.words or ent.by_class or ent.anaphora or ent.repeat)

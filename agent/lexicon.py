@@ -147,6 +147,8 @@ def normalize(text: str, singular: bool = True) -> str:
     t = re.sub(r"\b(h|higgs|z|w|t|top|boson)\s+(?:decaying\s+|decays\s+|going\s+)?(?:to|into)\s+(?=[a-z0-9])",
                r"\1->", t)
     t = re.sub(r"\s*->\s*", "->", t)
+    lepton = r"(?:\b(?:l|lepton)|\u2113)\s*"
+    t = re.sub(rf"{lepton}(?:nu|v|\u03bd)\b\s*(?=q)|{lepton}(?:nu|\u03bd)\b", "lv", t)  # "l nu qq" -> lvqq
     t = re.sub(r"(?<=[a-z0-9])-(?=[a-z])|(?<=[a-z])-(?=[0-9])", " ", t)  # light-quark -> light quark
     t = re.sub(r"\bp_?\{?t\}?\b", "pt", t)
     if singular:

@@ -142,7 +142,7 @@ _MIN_WORDS = re.compile(
     r"(?:above|over|>=?|at least|more than|greater than|from|heavier than|starting at|min(?:imum)?)\s*$"
 )
 _MAX_WORDS = re.compile(r"(?:below|under|<=?|at most|less than|up to|lighter than|max(?:imum)?|smaller than)\s*$")
-_RANGE_JOIN = re.compile(r"^\s*(?:gev|tev)?\s*(?:-|to|and|\.\.)\s*$", re.IGNORECASE)
+_RANGE_JOIN = re.compile(r"^\s*(?:gev|tev)?\s*(?:-|\u2013|\u2014|to|and|\.\.)\s*$", re.IGNORECASE)
 _MASS_WORDS = re.compile(r"\b(?:mass|msd|m_sd|m_j|heavier|lighter|soft[- ]?drop)\b")
 _PT_WORDS = re.compile(r"\b(?:pt|p_t|momentum|p_\{t\})\b")
 

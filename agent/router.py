@@ -87,6 +87,8 @@ STATED_ROLES = ("steps", "seed", "workers", "batch_size", "lr", "k", "n_labels",
 STATED_VOCABULARIES = ("mode", "objective", "size", "index_kind", "anomaly_method", "observable", "by_label",
                        "device")
 _SIGNAL = re.compile(r"\bas (?:the )?signal\b|\bsignal(?: class)?\s*(?:=|:|is|being)", re.I)
+# Tools that act on a running job
+JOB_TOOLS = ("cancel_job", "job_status")
 # Tools whose count of jets is what they return: "find 30 jets like entry 7" states k = 30.
 JETS_ARE_K = ("search_similar", "search_text")
 
@@ -105,6 +107,12 @@ def next_target(ent: Entities, done: list[dict[str, Any]]) -> tuple[str, str, li
         if f.required and f.kind in ("dataset", "model", "job") and sum(g.kind == f.kind for g in fields) == 1:
             named = {"dataset": ent.datasets, "model": ent.models, "job": ent.jobs}[f.kind]
             left = [n for n in named if n not in used]
+            if len(named) >= 2 and left:
+                return done[0]["tool"], f.name, left
+        # "plot both tau21 and the jet mass": one plot per observable
+        if f.kind == "enum" and vocabulary_of(done[0]["tool"], f.name) == "observable":
+            named = [o for o in ent.terms.get("observable", []) if o in f.options]
+            left = [o for o in named if o not in used]
             if len(named) >= 2 and left:
                 return done[0]["tool"], f.name, left
     return None
@@ -421,7 +429,9 @@ class Router:
         elif not done and off_topic(ent):  # "order pizza", "what do published taggers reach?": ending
             prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
-            prior = [CLAUSE_PRIOR if n in ent.clauses[0].tools else 0.0 for n in names]
+            # (a job's verbs name their action outright: "abort that pretraining run" cancels a job)
+            head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) else CLAUSE_PRIOR
+            prior = [head if n in ent.clauses[0].tools else 0.0 for n in names]
         elif not done and not ent.clauses and ent.repeat and context.previous:
             # "now do the same for Z bosons", "repeat that with 30 neighbours": the previous turn's action
             before = {c.get("tool") for c in context.previous}
@@ -465,6 +475,8 @@ class Router:
             stated |= {f.name for f in fields if f.kind == "model"}  # "embed run2 with it": write it
         if made["index"]:
             stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
+        if ent.earlier.get("models") and _SAME_MODEL.search(ent.action_text):  # "with that same backbone"
+            stated |= {f.name for f in fields if f.kind == "model"}
 
         again = repeated_call(tool, ent, context) if not done else None
         fixed: dict[str, list[Any]] = {}
@@ -648,7 +660,7 @@ def grounded_values(
     if f.kind == "model":
         return _models(f, tool, ent, context, made, args)
     if f.kind == "index":
-        return _unique([*ent.indexes, *made["index"]])
+        return _unique([*ent.indexes, *made["index"], *_indexes_of_kind(ent, context)])
     if f.kind == "device":
         return _unique([*re.findall(r"cuda:\d+", ent.request), *[str(v) for v in ent.terms.get("device", [])]])
     if f.kind == "job":
@@ -724,14 +736,23 @@ def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
 
 # The argument of each tool that points at one jet of a dataset.
 JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
+# "... then build an index with that same backbone": the model an earlier action named
+_SAME_MODEL = re.compile(r"\b(?:that|this|the same|same|that same|its)\s+(?:backbone|model|encoder|network)\b", re.I)
 # "and the next one?", "the one before": the jet after (before) the one the previous turn pointed at
-_NEXT = re.compile(r"\b(?:next|following)\s+(?:one|jet|entry|event)\b|\bthe one after\b", re.I)
+_NEXT = re.compile(r"\b(?:next|following)\s+(?:one|jet|entry|event)\b|\bone after\b"
+                   r"|\b(?:right |just |directly )?after (?:that|this|it)\b", re.I)
 _BEFORE = re.compile(r"\bprevious\s+(?:one|jet|entry|event)\b|\bthe one before\b", re.I)
 # A quoted phrase: "...", '...' (an apostrophe inside a word is no quote), or typographic quotes.
 _QUOTED = re.compile(r"\"([^\"]+)\"|(?<!\w)'([^']+)'(?!\w)|[“‘]([^”’]+)[”’]")
 # A list of labels given in the request: quoted, or after "into", "as", "between", "labels".
 _LABELS_GIVEN = re.compile(r"[\"'“‘]\w|\b(?:into|between|among|labels?|categories|as either)\s+\S"
                            r"|\b(?:vs\.?|versus|apart|or|from)\s", re.I)
+
+
+def _indexes_of_kind(ent: Entities, context: PlanContext) -> list[str]:
+    """The workspace's indexes whose name says the kind the request names ("the IVF index": ivf_qcd700)."""
+    kinds = {str(k).casefold()[:3] for k in ent.terms.get("index_kind", [])}  # hnsw, ivf(flat/pq), flat
+    return [i for i in context.indexes if any(k in i.casefold() for k in kinds)] if kinds else []
 
 
 def _gives_labels(ent: Entities) -> bool:
@@ -782,7 +803,7 @@ def restated(tool: str, ent: Entities, context: PlanContext) -> set[str]:
         elif f.kind == "model":
             hit = bool(ent.models) or (tool == "finetune" and bool(ent.sizes))
         elif f.kind == "index":
-            hit = bool(ent.indexes)
+            hit = bool(ent.indexes or _indexes_of_kind(ent, context))
         else:
             hit = False
         if hit:

@@ -31,6 +31,7 @@ SUITES = {
     "agent_requests_blind": DATA / "agent_requests_blind.jsonl",
     # a second blind suite by another helper the same way; first run with the router frozen at 67fb1c3
     "agent_requests_blind2": DATA / "agent_requests_blind2.jsonl",
+    "agent_requests_blind3": DATA / "agent_requests_blind3.jsonl",  # a third, first run at b1d6ada
 }
 MINIMUMS = {
     "agent_requests": {"single": 85, "multi": 20, "multi_turn": 5, "none": 12, "adversarial": 10},
@@ -38,9 +39,11 @@ MINIMUMS = {
     "agent_requests_fresh": {"single": 24, "multi": 8, "multi_turn": 6, "clarify": 4, "none": 3, "adversarial": 3},
     "agent_requests_blind": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind2": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
+    "agent_requests_blind3": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
 }
 SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_requests_fresh": 48,
-                "agent_requests_blind": 60, "agent_requests_blind2": 60}
+                "agent_requests_blind": 60, "agent_requests_blind2": 60,
+                "agent_requests_blind3": 60}
 SIZES = {"tiny", "small", "base"}
 
 
@@ -309,8 +312,6 @@ def test_suite_refers_only_to_artifacts_in_context(suite):
                 value = value.get("$optional") if isinstance(value, dict) else value
                 if not isinstance(value, str) or value.startswith("$ref:"):
                     continue
-                if key == "name":  # "... called tq_800, then fine-tune on it": later calls may use it
-                    ctx["datasets"], ctx["models"] = [*ctx["datasets"], value], [*ctx["models"], value]
                 if key in ("dataset", "reference"):
                     assert value in ctx["datasets"], f"{c['id']}: no dataset {value} in context"
                 elif key == "model" and not (tool == "finetune" and value in SIZES):
@@ -324,13 +325,17 @@ def test_suite_refers_only_to_artifacts_in_context(suite):
                     assert value in c["request"] or value in ctx.get("jobs", []), c["id"]
             if tool == "search_similar" and "index" not in args:
                 assert ctx["indexes"] or any(e["tool"] == "build_index" for e in c["expected"]), c["id"]
+            name = args.get("name")  # "... called tq_800, then fine-tune on it": later calls may use it
+            if isinstance(name, str):
+                ctx["datasets"], ctx["models"], ctx["indexes"] = (
+                    [*ctx[kind], name] for kind in ("datasets", "models", "indexes"))
 
 
 @suites
 def test_suite_covers_every_tool_and_category(suite):
     cases = load_suite(suite)
     tools = Counter(e["tool"] for c in cases for e in c["expected"])
-    small = ("agent_requests_fresh", "agent_requests_blind", "agent_requests_blind2")
+    small = ("agent_requests_fresh", "agent_requests_blind", "agent_requests_blind2", "agent_requests_blind3")
     per_tool = 1 if suite in small else 2  # small suites: each tool once
     for name in TOOLS:
         assert tools[name] >= per_tool, f"tool {name} appears {tools[name]} times"

@@ -57,6 +57,7 @@ def values(request: str, context: PlanContext, tool: str, name: str, args: dict 
         ("semileptonic top jets (t -> b l nu)", "class", ["tbl"]),
         ("all five jet classes", "class", ["qcd", "top", "wqq", "zqq", "hbb"]),
         ("Plot the soft-drop mass split by truth label", "observable", ["sdmass"]),
+        ("evaluate it with H->WW*->l nu qq as signal", "class", ["hlvqq"]),
         ("the N-subjettiness ratio tau3/tau2", "observable", ["tau32"]),
         ("tau_2/tau_1 please", "observable", ["tau21"]),
         ("the particle multiplicity", "observable", ["n_constituents"]),
@@ -226,6 +227,7 @@ def test_a_jet_named_by_its_place_counts_from_one_and_replaces_the_last_turns():
     assert values("and the third one?", ctx, "show_jet", "index") == [2]  # not the 12 shown before
     assert values("and the next one?", ctx, "show_jet", "index") == [13]  # "one" is no number here
     assert values("the previous one", ctx, "show_jet", "index") == [11]
+    assert values("cool, and the jet right after that one?", ctx, "show_jet", "index") == [13]
     assert values("show me the 5th jet of ttbar_hi", C1, "show_jet", "index") == [4]
     assert [(n.value, n.role) for n in typed_numbers("any three-prong jets near 175 GeV? show me 5")][-1] == (5, "k")
     assert [n.role for n in typed_numbers("give me 5000 top jets")] == ["jets"]  # a count of jets, no k
@@ -238,6 +240,7 @@ def test_a_jet_named_by_its_place_counts_from_one_and_replaces_the_last_turns():
         ("a twenty-thousand-jet light-quark/gluon sample", [(20000, "jets")]),
         ("1024 jets per batch", [(1024, "batch_size")]),
         ("which one is heavier", []),
+        ("keeping only jets with mass 100\u2013150 GeV", [(100, "mass_min"), (150, "mass_max")]),  # an en dash
     ],
 )
 def test_number_words_and_what_they_count(text, expected):

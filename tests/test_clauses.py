@@ -243,7 +243,12 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         ("find jets like #256 in qcd_bg, 100 of them", ("search_similar",)),
         ("now find the ten jets most similar to that one", ("search_similar",)),
         ("show me the very first jet of tt_sample", ("show_jet",)),
-        ("draw jets 3 and 4 of wz_mix", ("plot_observable", "show_jet")),  # the model chooses between them
+        ("draw jets 3 and 4 of wz_mix", ("show_jet",)),  # drawing jets pointed at is their display
+        ("Draw jet number forty-two from wz_mix in the eta-phi plane", ("show_jet",)),
+        ("abort that pretraining run, the learning rate was wrong", ("cancel_job",)),
+        ("using index ivf_wz, show the jets most similar to entry 7 of wz_mix", ("search_similar",)),
+        ("wat's in wz_mix? class counts n mass quantiles pls", ("describe_dataset",)),
+        ("train a tiny tagger from random init on wz_mix", ("finetune",)),
         # "look like" with no jet: a description to search for
         ("find jets that look like a boosted W in wz_mix", ("search_text",)),
         # a generic verb gives way to a specific action word
@@ -270,12 +275,29 @@ def test_requests_outside_jetfm_are_told_apart() -> None:
     for request_ in ("book a meeting room for tomorrow at 10", "can you order pizza for the group meeting?", "hi!",
                      # what the field knows, not the workspace
                      "what background rejection do state-of-the-art W taggers report?",
-                     "which papers introduced the Lund jet plane?"):
+                     "which papers introduced the Lund jet plane?",
+                     # an explanation asked for, a verb no tool has
+                     "Why does the top-quark jet mass peak near 173 GeV while W jets peak around 80 GeV?",
+                     "Book a meeting with my supervisor for Thursday at 3pm to discuss the tagger results."):
         assert off_topic(extract(request_, CTX)), request_
     for request_ in ("what is in the workspace?", "how many jets does qcd_bg hold", "what's my top tagger's AUC",
                      "thanks, and plot it again",
-                     "evaluate clr_tiny on tt_sample as in the published top-tagging paper"):
+                     "evaluate clr_tiny on tt_sample as in the published top-tagging paper",
+                     "why is tt_sample so small? describe it"):
         assert not off_topic(extract(request_, CTX)), request_
+
+
+def test_one_call_per_named_observable_model_and_an_index_by_its_kind() -> None:
+    from jetfm.agent.router import _indexes_of_kind, next_target
+
+    ent = extract("For wz_mix, plot both tau21 and the jet mass, per class", CTX)
+    assert next_target(ent, [{"tool": "plot_observable", "args": {"dataset": "wz_mix", "observable": "tau21"}}]) \
+        == ("plot_observable", "observable", ["mass"])
+    ent = extract("evaluate both clr_tiny and jetfm-default on tt_sample", CTX)
+    assert next_target(ent, [{"tool": "evaluate", "args": {"model": "clr_tiny", "dataset": "tt_sample"}}]) \
+        == ("evaluate", "model", ["jetfm-default"])
+    ctx = PlanContext(datasets=["qcd_ref"], indexes=["hnsw_qcd", "ivf_qcd"])
+    assert _indexes_of_kind(extract("repeat that lookup but with the IVF index instead", ctx), ctx) == ["ivf_qcd"]
 
 
 def test_that_one_is_the_jet_the_previous_turn_showed() -> None:
