@@ -88,12 +88,13 @@ class InputBatchNorm(nn.Module):
             mean, var = self._batch_statistics(x)
         else:
             mean, var = self.running_mean, self.running_var
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        # one fused multiply-add over the (many) rows: the per-feature scale and shift are tiny
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return torch.addcmul(self.bias - mean * scale, x, scale)
 
     def _batch_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         count = x.size(0)
-        mean = x.sum(0) / count
-        var = (x - mean).square().sum(0) / count
+        var, mean = torch.var_mean(x, dim=0, correction=0)
         with torch.no_grad():
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var * count / max(count - 1, 1), self.momentum)
