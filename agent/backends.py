@@ -37,6 +37,8 @@ class BackendConfig:
     api_key: str | None = None
     path: str | None = None
     timeout_s: float = 60.0
+    # a tool call or a short answer: a local model that rambles on is cut here, not at its context's end
+    max_tokens: int = 512
 
     @classmethod
     def from_env(cls, **overrides: Any) -> BackendConfig:
@@ -102,6 +104,7 @@ def make_chat_model(config: BackendConfig) -> Any:
             timeout=config.timeout_s,
             max_retries=1,
             temperature=0,
+            max_tokens=config.max_tokens,
         )
     from jetfm.agent.chat_model import RouterChatModel
 
