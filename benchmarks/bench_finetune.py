@@ -342,17 +342,38 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+METHOD_LABELS = {
+    "full": "jetfm pretrained + full finetune",
+    "linear_probe": "jetfm linear probe (frozen)",
+    "mlp_probe": "jetfm MLP probe (frozen)",
+    "scratch": "jetfm from scratch",
+    "weaver_part": "weaver-core ParT from scratch",
+    "gbdt": "GBDT on 4 observables",
+}
+
+
 def plot_auc(summary: list[dict[str, Any]], path: Path) -> Path:
-    fig, ax = new_figure(figsize=(6, 4.5))
-    for method in dict.fromkeys(s["method"] for s in summary):
-        points = sorted((s["num_labels"], s["auc"], s["auc_seed_std"] or 0.0) for s in summary if s["method"] == method)
-        x, y, err = zip(*points)
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled jets (training + validation)")
-    ax.set_ylabel("AUC (top vs QCD), mean over seeds")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False)
+    """AUC and 1/eps_B at 30% and 50% against the label count, one colour per method on every panel."""
+    fig, axes = new_figure(1, 3, figsize=(15, 4.5))
+    panels = (("auc", "AUC (top vs QCD)", False), ("rejection_at_0.3", "1/eps_B at eps_S = 0.3", True),
+              ("rejection_at_0.5", "1/eps_B at eps_S = 0.5", True))
+    for index, method in enumerate(dict.fromkeys(s["method"] for s in summary)):
+        runs = sorted((s for s in summary if s["method"] == method), key=lambda s: s["num_labels"])
+        for ax, (key, _, _) in zip(axes, panels):
+            x = [s["num_labels"] for s in runs]
+            y = [s[key] for s in runs]
+            err = [s[f"{key}_seed_std"] or 0.0 for s in runs]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=f"C{index}",
+                        label=f"{METHOD_LABELS.get(method, method)} ({runs[0]['seeds']} seeds)")
+    for ax, (_, label, log_y) in zip(axes, panels):
+        ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel("labelled jets (training + validation)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(frameon=False, fontsize="small")
+    fig.suptitle("mean ± sd over seeds; 50k-jet test set")
     return save_figure(fig, path)
 
 
