@@ -324,7 +324,9 @@ def test_every_objective_trains_the_jet_embedding(name, three_classes, tmp_path)
     random_purity, random_cosine = embedding_quality(encoder, jets)
     objective = create_objective(name, encoder, **({} if name == "contrastive" else {"num_codes": 64}))
     objective.prepare(jets, seed=0)
-    config = TrainConfig(steps=100, batch_size=64, lr=1e-3, warmup_steps=5, checkpoint_every=10**6, device="cpu")
+    # 40 steps: on other generated jets purity goes 0.50 -> 0.66-0.67 and cosine 0.99 -> 0.46-0.58 for
+    # each objective, well past what is asserted
+    config = TrainConfig(steps=40, batch_size=64, lr=1e-3, warmup_steps=5, checkpoint_every=10**6, device="cpu")
     Trainer(objective, jets, config, tmp_path / "run").fit(show_progress=False)
     purity, cosine = embedding_quality(objective.encoder, jets)
     assert random_cosine > 0.99 and cosine < 0.9, (random_cosine, cosine)

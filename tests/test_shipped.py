@@ -67,7 +67,8 @@ def test_shipped_jet_embedding_is_trained(physics_sample):
     objective = load_objective(FOLDER)
     assert objective.decoder is not None and objective.jet_term is not None  # MPM v2 with the jet-level term
     torch.manual_seed(0)
-    jets = JetTensors.concat([make_tensors(physics_sample[name]) for name in physics_sample])  # every class
+    # 150 jets of every class (on other generated jets: purity 0.31 against 0.17 for a random encoder)
+    jets = JetTensors.concat([make_tensors(physics_sample[name][:150]) for name in physics_sample])
     purity, cosine = embedding_quality(from_pretrained(FOLDER), jets)
     random_purity, random_cosine = embedding_quality(create_model("tiny"), jets)
     assert cosine < min(0.9, random_cosine), (cosine, random_cosine)
