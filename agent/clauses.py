@@ -25,9 +25,9 @@ from jetfm.agent.lexicon import find_terms
 
 # Words that start an action, by the tools they may mean. Prefixes: "simulat" covers simulate(d).
 ACTION_WORDS: dict[str, tuple[str, ...]] = {
-    "describe_dataset": ("describe", "summari", "overview", "statistics", "stats", "inspect", "how many jets",
-                         "average", "on average", "what's in", "what is in", "whats in", "wat's in", "what's inside",
-                         "contents of", "class counts", "quantiles", "mean and spread"),
+    "describe_dataset": ("describe", "summari", "summary", "overview", "statistics", "stats", "inspect",
+                         "how many jets", "average", "on average", "what's in", "what is in", "whats in", "wat's in",
+                         "what's inside", "contents of", "class counts", "quantiles", "mean and spread"),
     "plot_observable": ("plot", "histogram", "draw", "distribution", "spectrum", "spectra"),
     "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry",
                  "eta-phi plane", "eta-phi map", "in the eta-phi"),
@@ -44,10 +44,11 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     # "neighbours of jet 4" asks for a search; "use 25 neighbours" is a kNN setting of another tool
     "search_similar": ("similar", "nearest", "neighbours of", "neighbors of", "neighbour of", "neighbor of",
                        "resembl", "look like", "looks like", "closest"),
-    "search_text": ("find", "search", "look for", "show me", "retrieve"),
+    "search_text": ("find", "search", "look for", "show me", "retrieve", "fetch", "pull up", "pull the", "grab"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
-    "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate"),
+    "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate", "stop that", "stop this",
+                   "stop the run", "stop the training", "stop the pretrain", "stop my", "stop it", "halt"),
     "job_status": ("status", "progress", "check job", "check on", "how is job", "how far", "getting on",
                    "coming along", "how's it going", "how is it going", "finished yet",
                    "done yet", "ready yet", "complete yet", "still running", "is it done", "is it finished",
@@ -64,7 +65,19 @@ NAMING_WORDS = ("faiss", "hnsw", "ivf", "product-quanti", "product quanti")
 STARTING_WORDS = ("restart", "rerun", "re-run", "redo", "relaunch", "re-launch", "resubmit", "launch", "start",
                   "kick off", "run", "train ")
 _THEN = r"(?:then|afterwards|after that|after this|finally|and also|as well as|followed by)"
-_SEPARATOR = re.compile(rf"\s*(?:[,;]\s*(?:and\s+)?(?:{_THEN}\s+)?|\s(?:and\s+)?{_THEN}\s+)", re.I)
+# A sentence's end is a separator too ("How good is my tagger? Evaluate it."), but not the point of a
+# number (0.8), a path (run.root) or an abbreviation's letter ("e.g. W").
+_SENTENCE_END = r"(?<![\s.]\w)[.?!]+\s+"
+_SEPARATOR = re.compile(
+    rf"\s*(?:[,;]\s*(?:and\s+)?(?:{_THEN}\s+)?|\s(?:and\s+)?{_THEN}\s+)|{_SENTENCE_END}(?:{_THEN}\s+)?", re.I)
+
+
+# A request's polite lead-in to its action word: "give me a summary", "get us a histogram".
+_ASKING = re.compile(r"(?:give|get|show|tell|send|make|do)\s+(?:me|us)\s+(?:(?:an|a|the|its|their|some)\s+)?", re.I)
+# Words that open a qualification of the action before ("but only on tops", "though just 500 steps",
+# "..., to separate W from QCD": its purpose).
+_QUALIFIER = re.compile(r"(?:but|though|although|yet|only|just|except|while|keeping|restricted|to|in order to"
+                        r"|so as to|so that)\b", re.I)
 
 
 # One jet pointed at: "jet 7", "entry 12", "#256", "the first jet", "the 3rd event".
@@ -163,7 +176,8 @@ def _pieces(request: str) -> list[tuple[int, int]]:
         if any(a <= m.start() < b for a, b in cuts):
             continue
         # "... a 3000-jet H->bb sample called hbb3k and a QCD sample called qcd3k": two things made
-        if _action_word(request, m.end(), anchored=True) or (
+        lead = _ASKING.match(request, m.end())  # "... and give me a summary of it"
+        if _action_word(request, lead.end() if lead else m.end(), anchored=True) or (
                 _NAMED.search(_since_cut(request, cuts, m.start())) and _NAMED.search(_to_cut(request, cuts, m.end()))):
             cuts.append((m.start(), m.end()))
     spans, pos = [], 0
@@ -191,7 +205,12 @@ def action_clauses(request: str) -> list[Clause]:
         text = request[start:end].strip()
         tools = proposed_tools(text)
         # "import X and register it as Y": the same action again on "it" is the action before, named
-        same = bool(clauses) and tools == clauses[-1].tools and re.search(r"\b(?:it|them)\b", text, re.I)
+        # and "..., but only to separate H->bb and H->cc": the same action qualified, not a second one
+        # and "what's in wz_mix? class counts and mass quantiles": a new sentence that says more about
+        # the same action, naming nothing of its own
+        same = bool(clauses) and tools == clauses[-1].tools and bool(
+            re.search(r"\b(?:it|them)\b", text, re.I) or _QUALIFIER.match(text)
+            or (re.search(r"[.?!]", request[clauses[-1].end : start]) and not re.search(r"[\w-]*[\d_]", text)))
         if tools and _starts_an_action(_NEGATED.sub(" ", text)) and not same:
             clauses.append(Clause(start, end, text, tools))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):

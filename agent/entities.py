@@ -25,6 +25,9 @@ JOB = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}")
 STOPWORDS = {"a", "an", "the", "of", "in", "on", "to", "for", "and", "or", "with", "it", "is", "me", "my", "i"}
 _NAMING = re.compile(
     r"\b(?:called|named|name it|call it|name:|(?<=[,;]\s)name|with the name|names? (?:it|them)|"
+    # "call the classifier hbb_lp", "name the new tagger wz2"
+    r"(?:call|name) (?:the |this |that |my )?(?:new |resulting |trained )?(?:classifier|model|tagger|dataset|sample"
+    r"|index|probe|backbone|result|run|output|file)|"
     r"save (?:it |them )?(?:as|to)|under the name|store (?:it )?as|label it|as)\s+"
     # "as dataset notes", "as a new model tagger": the kind of artifact may come between.
     r"(?:(?:a |an |the |new )*(?:dataset|model|sample|index)\s+(?:called\s+|named\s+)?(?=[\"'`]?[A-Za-z0-9_]))?"
@@ -70,6 +73,7 @@ class Entities:
     paths: list[str] = field(default_factory=list)
     words: list[str] = field(default_factory=list)  # other name-like words (may name what is not known)
     by_class: list[str] = field(default_factory=list)  # datasets "the W sample" may mean
+    references: list[str] = field(default_factory=list)  # datasets named as a reference ("against X")
     anaphora: bool = False
     repeat: bool = False  # the request repeats the previous action (REPEAT)
     sizes: list[str] = field(default_factory=list)
@@ -89,7 +93,7 @@ class Entities:
         anaphora = bool(ANAPHORA.search(clause.text))
         named: dict[str, list[str]] = {}
         earlier: dict[str, list[str]] = {}
-        for kind in ("datasets", "models", "indexes", "jobs", "new_names", "words", "by_class"):
+        for kind in ("datasets", "models", "indexes", "jobs", "new_names", "words", "by_class", "references"):
             every = getattr(self, kind)
             here = [n for n in every if _fold(n) in words]
             # An action that names none and points back ("plot its mass", "embed them") means what the
@@ -113,9 +117,22 @@ class Entities:
 
 def _looks_like_path(text: str) -> bool:
     """"data/run2.root", "/eos/x", "imports/cms_opendata" are paths; "W/Z", "tau3/tau2", "light-quark/gluon" are not."""
-    if re.fullmatch(r"tau_?\d/tau_?\d", text, re.IGNORECASE):
+    if re.fullmatch(r"(?:tau|\u03c4|t)_?\{?\d\}?/(?:tau|\u03c4|t)_?\{?\d\}?", text, re.IGNORECASE):  # also τ3/τ2, t3/t2
         return False
     return text.startswith(("/", "~", ".")) or bool(re.search(r"\.\w+$|[\d_]", text)) or text.count("/") >= 2
+
+
+_REFERENCE_BEFORE = (r"(?:against|versus|vs\.?|relative to|compared (?:to|with)|reference(?: sample| dataset| set)?"
+                     r"|background(?: sample| dataset| set)?|sideband)\s+(?:the\s+|my\s+|our\s+)?(?:[\w-]+\s+){0,2}")
+_REFERENCE_AFTER = (r"\s+as\s+(?:the\s+|a\s+|my\s+|our\s+)?(?:[\w-]+\s+){0,2}"
+                    r"(?:reference|background|baseline|sideband|control)\b")
+
+
+def _as_reference(name: str, text: str) -> bool:
+    """Whether ``text`` names the dataset as the reference a scan compares with: "against qcd_ref",
+    "using qcd_mc_ref as the background reference", "the QCD reference qcd_ref"."""
+    token = r"(?<![\w.\-])" + re.escape(name) + r"(?![\w\-])"
+    return bool(re.search(_REFERENCE_BEFORE + token, text, re.I) or re.search(token + _REFERENCE_AFTER, text, re.I))
 
 
 def _without(name: str, text: str) -> str:
@@ -162,6 +179,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         masked = _without(token, masked)
     for kind in ("datasets", "models", "indexes", "new_names", "words"):
         setattr(ent, kind, _unique(getattr(ent, kind)))
+    ent.references = [d for d in ent.datasets if _as_reference(d, text)]
     ent.terms = find_terms(masked)
     if mentions_default_model(masked) and DEFAULT_MODEL not in ent.models:
         ent.models.append(DEFAULT_MODEL)
@@ -198,8 +216,13 @@ _LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[-
 
 # A question that asks for an explanation ("why does the top mass peak at 173 GeV?") or a verb no tool
 # has ("book a meeting", "email my supervisor"): answered by a person or a textbook, not by a tool.
-_EXPLAIN = re.compile(r"^\W*(?:why|how come|what is the reason|what's the reason|explain(?: to me)? why|"
-                      r"can you explain|could you explain|what causes)\b", re.I)
+_EXPLAIN = re.compile(r"^\W*(?:(?:in (?:a|one) (?:sentence|line|word|nutshell)(?: or two)?|briefly|in short|roughly"
+                      r"|in simple terms|remind me|quick question)\W+)?"
+                      r"(?:why|how come|what is the reason|what's the reason|explain(?: to me)? why|"
+                      r"can you explain|could you explain|what causes"
+                      r"|what(?:'s| is| are) the (?:difference|differences|point|idea|intuition)"
+                      r"|how (?:does|do|is|are|would|should|can) [^.?!]{0,80}?\b(?:differ|work|compare|relate|help)"
+                      r"|in what way)\b", re.I)
 _FOREIGN = re.compile(r"^\W*(?:(?:please|can you|could you|would you)\s+)*(?:book|schedule|order|buy|e-?mail|send"
                       r"|remind|phone|call my|text my|translate|write (?:an? )?(?:email|letter|poem|song))\b", re.I)
 

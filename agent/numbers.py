@@ -217,8 +217,33 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
         out = [n for n in out if n.start != m.end()]  # the "one" of "the third one" is no number
         out.append(Number(float(_ORDINALS.index(m.group(1).lower())), m.start(), m.end(1), "index"))
     out.sort(key=lambda n: n.start)
+    out = _corrected(low, out)
     # "a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD one called qcd3k" is two samples, no total
     between = low[per_class[0].end : per_class[-1].start] if per_class else ""
     if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):
         out.append(Number(sum(n.value for n in per_class), per_class[-1].end, per_class[-1].end, "jets_total"))
     return out
+
+
+# A value taken back and stated again: "seed 7 -- sorry, make that seed 8", "lr 1e-3, I mean 3e-4".
+_CORRECTION = re.compile(r"\b(?:sorry|make (?:that|it)|i mean|i meant|correction|scratch that|or rather|no wait"
+                         r"|wait|oops|typo)\b", re.I)
+
+
+def _corrected(low: str, numbers: list[Number]) -> list[Number]:
+    """``numbers`` without each one that a later number corrects: one of the same role, or one without
+    a role, which then takes the role ("seed 7, sorry, 8"), with a correction word between them."""
+    out = list(numbers)
+    dropped: set[int] = set()
+    for i, n in enumerate(out):
+        if not n.role:
+            continue
+        for j in range(i + 1, len(out)):
+            later = out[j]
+            if later.role not in (n.role, ""):
+                continue
+            if _CORRECTION.search(low[n.end : later.start]):
+                dropped.add(i)
+                out[j] = Number(later.value, later.start, later.end, n.role)
+            break
+    return [n for i, n in enumerate(out) if i not in dropped]

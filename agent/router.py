@@ -156,7 +156,7 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     # field is optional (a search defaults to the latest dataset).
     if any(d not in used_names for d in ent.datasets):
         stated |= {f.name for f in fields if f.kind == "dataset" and f.name == "dataset"}
-    if len([d for d in ent.datasets if d not in used_names]) >= 2:  # "scan X with Y as the reference"
+    if len([d for d in ent.datasets if d not in used_names]) >= 2 or ent.references:  # "... against qcd_ref"
         stated |= {f.name for f in fields if f.name == "reference"}
     # Two classes or more named are the classes a classifier separates ("W, Z and light-quark/gluon")
     # or a search keeps ("restrict to H->bb and QCD"); one class alone is usually a tagger's signal.
@@ -418,7 +418,11 @@ class Router:
             names.remove(END)  # see readable_data: a jet file the tools may read is never refused here
         clause = current_clause(ent, done)
         prior = None
-        if clause is not None:
+        if not done and off_topic(ent):
+            # "order pizza", "how does a linear probe differ from a finetune?": a question no tool
+            # answers, even where it names an action; ending gets the step's head start
+            prior = [STEP_PRIOR if n == END else 0.0 for n in names]
+        elif clause is not None:
             # A request of several actions ("describe X and then plot Y") has a call for each: the plan
             # does not end before, and the next action's tools get a head start that the model's own
             # preference can still overrule. Its arguments are read in that action's words.
@@ -426,8 +430,6 @@ class Router:
                 names.remove(END)
             prior = [STEP_PRIOR if n in clause.tools else 0.0 for n in names]
             ent = ent.within(clause)
-        elif not done and off_topic(ent):  # "order pizza", "what do published taggers reach?": ending
-            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             # (a job's verbs name their action outright: "abort that pretraining run" cancels a job)
             head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) else CLAUSE_PRIOR
@@ -477,6 +479,8 @@ class Router:
             stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
         if ent.earlier.get("models") and _SAME_MODEL.search(ent.action_text):  # "with that same backbone"
             stated |= {f.name for f in fields if f.kind == "model"}
+        if ent.earlier.get("datasets") and _SAME_DATA.search(ent.action_text):  # "search the same sample"
+            stated |= {f.name for f in fields if f.name == "dataset"}
 
         again = repeated_call(tool, ent, context) if not done else None
         fixed: dict[str, list[Any]] = {}
@@ -680,11 +684,14 @@ def _datasets(
     f: FieldSpec, ent: Entities, context: PlanContext, made: dict[str, list[str]], args: dict[str, Any]
 ) -> list[str]:
     if f.name == "reference":  # the background a scan compares with: another dataset the request names
-        return [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
+        named_as = [d for d in ent.references if d != args.get("dataset")]  # "against qcd_ref"
+        return named_as or [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
+    # a dataset named as the reference ("using qcd_ref as the background") is not the one worked on
+    datasets = [d for d in ent.datasets if d not in ent.references]
     # what the plan made is a candidate unless the action names its own dataset ("..., and evaluate on tq5k")
-    own = ent.datasets and not ent.anaphora
-    found = _unique([*ent.datasets, *([] if own else made["dataset"]), *ent.by_class])
-    if not ent.datasets and ent.anaphora:  # "embed them": what this plan made, else named before
+    own = datasets and not ent.anaphora
+    found = _unique([*datasets, *([] if own else made["dataset"]), *ent.by_class])
+    if not datasets and ent.anaphora:  # "embed them": what this plan made, else named before
         found = list(made["dataset"]) or ent.earlier.get("datasets", []) or found
     if not found:  # "plot its mass": what the previous turn made or used
         found = _previous(context, "dataset", ent.repeat)
@@ -739,6 +746,8 @@ JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
 # "... then build an index with that same backbone": the model an earlier action named
 _SAME_MODEL = re.compile(r"\b(?:that|this|the same|same|that same|its)\s+(?:backbone|model|encoder|network)\b", re.I)
 # "and the next one?", "the one before": the jet after (before) the one the previous turn pointed at
+_SAME_DATA = re.compile(r"\b(?:that|this|these|those|the same|same|that same)\s+(?:sample|dataset|data|jets|set)\b",
+                        re.I)
 _NEXT = re.compile(r"\b(?:next|following)\s+(?:one|jet|entry|event)\b|\bone after\b"
                    r"|\b(?:right |just |directly )?after (?:that|this|it)\b", re.I)
 _BEFORE = re.compile(r"\bprevious\s+(?:one|jet|entry|event)\b|\bthe one before\b", re.I)

@@ -419,3 +419,88 @@ def test_settings_stated_by_their_own_word_must_be_written():
     done = [{"tool": "pretrain", "args": {"dataset": "hbb_test", "objective": "contrastive"}}]
     ent = extract("pretrain a contrastive model on hbb_test, then another one on it", C1)
     assert "objective" not in stated_settings("pretrain", ent, done)
+
+
+def test_a_sentence_end_separates_actions_but_not_a_decimal_or_an_abbreviation():
+    from jetfm.agent.clauses import action_clauses
+
+    clauses = action_clauses("Is my classifier any good? Evaluate it on qcd_ref.")
+    assert [c.tools for c in clauses] == [("evaluate",)]
+    assert clauses[0].text == "Evaluate it on qcd_ref."
+    assert len(action_clauses("generate 2k jets with R = 0.8. Then plot the mass")) == 2
+    assert len(action_clauses("plot jets with tau21 below 0.35 of hbb_test")) == 1  # 0.35 is a number
+    assert len(action_clauses("plot the mass of the W jets, e.g. from ttbar_hi")) == 1
+
+
+def test_conceptual_questions_call_no_tool_even_when_they_name_an_action():
+    from jetfm.agent.entities import off_topic
+
+    for text in ("Briefly, how does masked particle modelling differ from contrastive pretraining?",
+                 "What's the difference between a linear probe and fine-tuning the whole backbone?",
+                 "How do FAISS IVF indexes work?",
+                 "In one sentence: why are top jets three-pronged?"):
+        assert off_topic(extract(text, C1)), text
+    for text in ("how does fm_mpm compare with jetfm-default on hbb_test?",  # names the workspace: a tool's job
+                 "fine-tune fm_mpm on hbb_test", "what's in qcd_ref?"):
+        assert not off_topic(extract(text, C1)), text
+
+
+def test_a_greek_tau_ratio_is_an_observable_not_a_path():
+    ent = extract("histogram τ2/τ1 of hbb_test", C1)
+    assert ent.paths == [] and ent.terms["observable"] == ["tau21"]
+    ent = extract("the N-subjettiness ratio τ3/τ2 of ttbar_hi, please plot it", C1)
+    assert ent.terms["observable"] == ["tau32"]
+
+
+def test_a_qualifying_clause_stays_with_its_action():
+    from jetfm.agent.clauses import action_clauses
+
+    clauses = action_clauses("Finetune fm_mpm on hbb_test though only to separate W and Z jets, 800 steps")
+    assert [c.tools for c in clauses] == [("finetune",)]
+    clauses = action_clauses("Please linear-probe fm_mpm on hbb_test with 500 labels, to tell H->bb apart from QCD")
+    assert [c.tools for c in clauses] == [("finetune",)]  # its purpose, not a second classifier
+    clauses = action_clauses("finetune fm_mpm on hbb_test, then evaluate it on qcd_ref")
+    assert [c.tools for c in clauses] == [("finetune",), ("evaluate",)]
+
+
+@pytest.mark.parametrize(("text", "role", "value"), [
+    ("generate 3k Z jets, seed 12 -- oops, I mean seed 21", "seed", 21),
+    ("pretrain with lr 1e-3, sorry, make that 5e-4", "lr", 5e-4),
+    ("pretrain for 4000 steps, no wait, 6000 steps", "steps", 6000),
+])
+def test_a_corrected_value_replaces_the_one_it_corrects(text, role, value):
+    numbers = [n for n in typed_numbers(text) if n.role == role]
+    assert [n.value for n in numbers] == [value]
+
+
+def test_two_values_without_a_correction_both_stay():
+    assert [n.value for n in typed_numbers("seed 3 for the top sample and seed 4 for the QCD one")
+            if n.role == "seed"] == [3, 4]
+
+
+def test_polite_lead_ins_name_new_things_and_references():
+    from jetfm.agent.clauses import action_clauses
+
+    clauses = action_clauses("import data/x.root as x_run and get me an overview of it")
+    assert [c.tools for c in clauses] == [("import_dataset",), ("describe_dataset",)]
+    ent = extract("probe fm_mpm on hbb_test and name the tagger probe_hbb", C1)
+    assert ent.new_names == ["probe_hbb"]
+    ent = extract("finetune fm_mpm on ttbar_hi (call the model tq_ft), then evaluate it", C1)
+    assert ent.new_names == ["tq_ft"]
+    clauses = action_clauses("build a flat index on ttbar_hi and then grab the 12 jets closest to jet 3")
+    assert [c.tools for c in clauses] == [("build_index",), ("search_similar",)]
+    assert action_clauses("please stop this run now")[0].tools == ("cancel_job",)
+
+
+def test_a_dataset_named_as_the_reference_is_not_the_one_scanned():
+    from jetfm.agent.router import _SAME_DATA, stated_settings
+
+    ent = extract("scan them for anomalies, with qcd_ref as our background", C1)
+    assert ent.references == ["qcd_ref"] and "reference" in stated_settings("anomaly_scan", ent, [])
+    ent = extract("anomaly scan of hbb_test relative to qcd_ref", C1)
+    assert ent.references == ["qcd_ref"]
+    ent = extract("anomaly scan of hbb_test", C1)
+    assert ent.references == []
+    ent = extract("describe hbb_test, then plot the mass of that same sample", C1)
+    plot = ent.within(ent.clauses[1])
+    assert plot.earlier["datasets"] == ["hbb_test"] and _SAME_DATA.search(plot.action_text)
