@@ -188,15 +188,28 @@ def _anonymous_mib() -> float | None:
     return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("RssAnon:")), None)
 
 
+_FREED_MEMORY_CHECK = """
+import torch
+from test_train import ArraySource, Toy, _anonymous_mib
+from jetfm.backbone.train import TrainConfig, Trainer
+
+Trainer(Toy(), ArraySource(), TrainConfig(steps=1), "unused")
+raise_threshold = torch.ones(4 << 20)  # 16 MiB: freeing it lifts a dynamic threshold to 16 MiB
+del raise_threshold
+before = _anonymous_mib()
+blocks = [torch.ones(size << 18) for size in (2, 3, 4, 5, 6, 7)]  # 2-7 MiB, like one step's activations
+del blocks
+print(_anonymous_mib() - before)
+"""
+
+
 def test_trainer_hands_freed_activation_memory_back():
     """The resident-memory growth of training runs: glibc raised its mmap threshold to the size of
-    each freed block, so the next steps' activations came from a heap that never shrank."""
+    each freed block, so the next steps' activations came from a heap that never shrank. Measured in
+    a fresh interpreter: threads that earlier tests left behind would allocate inside the window."""
     if _anonymous_mib() is None:
         pytest.skip("needs /proc/self/status")
-    Trainer(Toy(), ArraySource(), TrainConfig(steps=1), "unused")
-    raise_threshold = torch.ones(4 << 20)  # 16 MiB: freeing it lifts a dynamic threshold to 16 MiB
-    del raise_threshold
-    before = _anonymous_mib()
-    blocks = [torch.ones(size << 18) for size in (2, 3, 4, 5, 6, 7)]  # 2-7 MiB, like one step's activations
-    del blocks
-    assert _anonymous_mib() - before < 8  # MiB; 27 MiB stay resident with glibc's dynamic threshold
+    out = subprocess.run([sys.executable, "-c", _FREED_MEMORY_CHECK], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parent, check=True)
+    grown = float(out.stdout.split()[-1])
+    assert grown < 8, grown  # MiB; 27 MiB stay resident with glibc's dynamic threshold
