@@ -364,7 +364,7 @@ def plot_auc(summary: list[dict[str, Any]], path: Path) -> Path:
             y = [s[key] for s in runs]
             err = [s[f"{key}_seed_std"] or 0.0 for s in runs]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=f"C{index}",
-                        label=f"{METHOD_LABELS.get(method, method)} ({runs[0]['seeds']} seeds)")
+                        label=f"{METHOD_LABELS.get(method, method)} (seeds: {'/'.join(str(s['seeds']) for s in runs)})")
     for ax, (_, label, log_y) in zip(axes, panels):
         ax.set_xscale("log")
         if log_y:
