@@ -227,13 +227,22 @@ _FOREIGN = re.compile(r"^\W*(?:(?:please|can you|could you|would you)\s+)*(?:boo
                       r"|remind|phone|call my|text my|translate|write (?:an? )?(?:email|letter|poem|song))\b", re.I)
 
 
+def _names_the_workspace(ent: Entities) -> bool:
+    return bool(ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.new_names or ent.anaphora)
+
+
+def asks_for_an_explanation(ent: Entities) -> bool:
+    """A conceptual question ("why ...?", "how does a linear probe differ from fine-tuning?") that names
+    nothing of the workspace: no tool answers it, even where it names an action."""
+    return bool(_EXPLAIN.search(ent.request)) and not _names_the_workspace(ent)
+
+
 def off_topic(ent: Entities) -> bool:
     """Whether the request names nothing a tool works on: no action, artifact, class, term, path or
     back-reference, and no word of jetfm's world; or asks what the field knows ("published",
     "state of the art", "why does ...?") or for something no tool does ("book a meeting") without
     naming anything of the workspace."""
-    workspace = ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.new_names or ent.anaphora
-    if (_LITERATURE.search(ent.request) or _EXPLAIN.search(ent.request)) and not workspace:
+    if asks_for_an_explanation(ent) or (_LITERATURE.search(ent.request) and not _names_the_workspace(ent)):
         return True
     if _FOREIGN.search(ent.request) and not (ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths):
         return True

@@ -226,8 +226,8 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
 
 
 # A value taken back and stated again: "seed 7 -- sorry, make that seed 8", "lr 1e-3, I mean 3e-4".
-_CORRECTION = re.compile(r"\b(?:sorry|make (?:that|it)|i mean|i meant|correction|scratch that|or rather|no wait"
-                         r"|wait|oops|typo)\b", re.I)
+_CORRECTION = re.compile(r"\b(?:sorry|make (?:that|it)|i mean|i meant|correction|scratch that|or rather|wait"
+                         r"|oops|typo)\b", re.I)
 
 
 def _corrected(low: str, numbers: list[Number]) -> list[Number]:

@@ -42,7 +42,7 @@ from jetfm.agent.callformat import (
 )
 from jetfm.agent.clauses import Clause
 from jetfm.agent.context import NeedsAnswer
-from jetfm.agent.entities import Entities, extract, off_topic, search_description
+from jetfm.agent.entities import Entities, asks_for_an_explanation, extract, off_topic, search_description
 from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import find_terms, vocabulary_of
 from jetfm.agent.llm import LoadedLM
@@ -418,9 +418,9 @@ class Router:
             names.remove(END)  # see readable_data: a jet file the tools may read is never refused here
         clause = current_clause(ent, done)
         prior = None
-        if not done and off_topic(ent):
-            # "order pizza", "how does a linear probe differ from a finetune?": a question no tool
-            # answers, even where it names an action; ending gets the step's head start
+        if not done and asks_for_an_explanation(ent):
+            # "how does a linear probe differ from a finetune?": a question no tool answers, even where
+            # it names an action; ending gets the step's head start
             prior = [STEP_PRIOR if n == END else 0.0 for n in names]
         elif clause is not None:
             # A request of several actions ("describe X and then plot Y") has a call for each: the plan
@@ -430,6 +430,8 @@ class Router:
                 names.remove(END)
             prior = [STEP_PRIOR if n in clause.tools else 0.0 for n in names]
             ent = ent.within(clause)
+        elif not done and off_topic(ent):  # "order pizza", "what do published taggers reach?": ending
+            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             # (a job's verbs name their action outright: "abort that pretraining run" cancels a job)
             head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) else CLAUSE_PRIOR

@@ -433,16 +433,20 @@ def test_a_sentence_end_separates_actions_but_not_a_decimal_or_an_abbreviation()
 
 
 def test_conceptual_questions_call_no_tool_even_when_they_name_an_action():
-    from jetfm.agent.entities import off_topic
+    from jetfm.agent.entities import asks_for_an_explanation, off_topic
 
     for text in ("Briefly, how does masked particle modelling differ from contrastive pretraining?",
                  "What's the difference between a linear probe and fine-tuning the whole backbone?",
                  "How do FAISS IVF indexes work?",
                  "In one sentence: why are top jets three-pronged?"):
-        assert off_topic(extract(text, C1)), text
+        assert asks_for_an_explanation(extract(text, C1)) and off_topic(extract(text, C1)), text
     for text in ("how does fm_mpm compare with jetfm-default on hbb_test?",  # names the workspace: a tool's job
                  "fine-tune fm_mpm on hbb_test", "what's in qcd_ref?"):
         assert not off_topic(extract(text, C1)), text
+    # only an explanation outranks the request's actions; a foreign verb or "the paper" does not
+    # ("send me a histogram of the jet mass" still plots, its action word decides)
+    for text in ("send me a histogram of the jet mass", "plot the mass as in the paper"):
+        assert not asks_for_an_explanation(extract(text, C1)), text
 
 
 def test_a_greek_tau_ratio_is_an_observable_not_a_path():
