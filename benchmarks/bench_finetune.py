@@ -1,14 +1,16 @@
-"""Top tagging with few labels: jetfm (from scratch, or pretrained and finetuned) against weaver-core's
-ParticleTransformer from scratch and a GBDT on substructure, trained to convergence.
+"""Jet tagging with few labels (top vs QCD by default; any two classes with `--signal` and
+`--background`, e.g. H->bb vs QCD): jetfm (from scratch, or pretrained and finetuned) against
+weaver-core's ParticleTransformer from scratch and a GBDT on substructure, trained to convergence.
 
     .venv/bin/python benchmarks/bench_finetune.py --train DATA/train --test DATA/test \\
-        [--pretrained MODELS/pretrained] [--labels 1000 10000] [--seeds 0 1 2] [--methods scratch weaver_part]
+        [--pretrained MODELS/pretrained] [--labels 1000 10000] [--seeds 0 1 2] [--methods scratch weaver_part] \\
+        [--signal hbb --background qcd]
 
-`--train` and `--test` are dataset folders of ROOT shards holding top and QCD jets (the test set is
-never trained on); `--pretrained` is a model folder written by pretraining (needed by ``full``,
-``mlp_probe`` and ``linear_probe``). For every label count and seed a balanced subset of the
-training pool is drawn (nested over label counts) and a fifth of it, balanced, is held out as the
-validation split. Methods:
+`--train` and `--test` are dataset folders of ROOT shards holding jets of both classes (others are
+left out; the test set is never trained on); `--pretrained` is a model folder written by
+pretraining (needed by ``full``, ``mlp_probe`` and ``linear_probe``). For every label count and
+seed a balanced subset of the training pool is drawn (nested over label counts) and a fifth of
+it, balanced, is held out as the validation split. Methods:
 
 - ``scratch``: jetfm's architecture from a random initialisation (the size of `--pretrained`, or
   `--size` without it);
@@ -57,6 +59,7 @@ from jetfm.backbone.checkpoint import from_pretrained  # noqa: E402
 from jetfm.backbone.config import EncoderConfig  # noqa: E402
 from jetfm.backbone.data.batching import inference_batches  # noqa: E402
 from jetfm.backbone.data.cache import JetCache, open_cache  # noqa: E402
+from jetfm.backbone.data.classes import PROCESSES  # noqa: E402
 from jetfm.backbone.encoder import JetEncoder, default_features  # noqa: E402
 from jetfm.backbone.evaluate import validation_metrics  # noqa: E402
 from jetfm.backbone.finetune import (  # noqa: E402
@@ -71,7 +74,6 @@ from jetfm.backbone.registry import create_model, list_models  # noqa: E402
 from jetfm.backbone.train import TrainConfig, Trainer, to_tensors  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune_converged.json"
-CLASSES = ("qcd", "top")
 PRETRAINED_METHODS = ("full", "mlp_probe", "linear_probe")
 METHODS = ("scratch", *PRETRAINED_METHODS, "weaver_part", "gbdt")
 GBDT_FEATURES = ("mass", "sdmass", "tau21", "tau32")
@@ -83,12 +85,11 @@ class WeaverClassifier(nn.Module):
     """weaver-core's ParticleTransformer with a classifier, behind the Trainer's forward(batch) contract
     and the ``classes`` / ``predict_proba`` that `validation_metrics` reads."""
 
-    classes = CLASSES
-
-    def __init__(self, config: EncoderConfig, num_classes: int) -> None:
+    def __init__(self, config: EncoderConfig, classes: tuple[str, ...]) -> None:
         super().__init__()
-        self.net = weaver_part(config, num_classes, fc_params=[(HEAD_HIDDEN, HEAD_DROPOUT, "gelu")])
-        self.register_buffer("label_to_class", torch.from_numpy(class_lookup(CLASSES)), persistent=False)
+        self.classes = classes
+        self.net = weaver_part(config, len(classes), fc_params=[(HEAD_HIDDEN, HEAD_DROPOUT, "gelu")])
+        self.register_buffer("label_to_class", torch.from_numpy(class_lookup(classes)), persistent=False)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
         # weaver takes channels-first inputs and a float (B, 1, P) mask
@@ -105,7 +106,7 @@ class WeaverClassifier(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        out = np.empty((len(data), len(CLASSES)), dtype=np.float32)
+        out = np.empty((len(data), len(self.classes)), dtype=np.float32)
         with torch.inference_mode():
             for positions, arrays in inference_batches(data, batch_size):
                 out[positions] = self.logits(to_tensors(arrays, device)).float().softmax(-1).cpu().numpy()
@@ -124,6 +125,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size", default="tiny", choices=list_models(), help="network size without --pretrained")
     parser.add_argument("--encoder", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="EncoderConfig fields changed for scratch (e.g. block_norms=true init=xavier)")
+    parser.add_argument("--signal", default="top", choices=PROCESSES, help="the class to tag")
+    parser.add_argument("--background", default="qcd", choices=PROCESSES, help="the class to reject")
     parser.add_argument("--labels", nargs="+", type=int, default=[1000], help="labelled jets (train + validation)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="label subset, init and batches")
     parser.add_argument("--methods", nargs="+", default=["scratch", "weaver_part"], choices=METHODS)
@@ -218,10 +221,11 @@ def run_gbdt(ctx: dict[str, Any], fit: LabelSubset, val: LabelSubset, seed: int)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     model = HistGradientBoostingClassifier(random_state=seed, early_stopping=False, max_iter=500)
-    model.fit(jet_observables(ctx["train"], fit.indices), class_indices(fit.labels, CLASSES))
-    val_targets = class_indices(val.labels, CLASSES)
+    classes = ctx["classes"]
+    model.fit(jet_observables(ctx["train"], fit.indices), class_indices(fit.labels, classes))
+    val_targets = class_indices(val.labels, classes)
     val_auc = [
-        classification_report(p, val_targets, CLASSES)["auc"]
+        classification_report(p, val_targets, classes)["auc"]
         for p in model.staged_predict_proba(jet_observables(ctx["train"], val.indices))
     ]
     best = int(np.argmax(val_auc))
@@ -233,10 +237,10 @@ def run_gbdt(ctx: dict[str, Any], fit: LabelSubset, val: LabelSubset, seed: int)
 def network(method: str, ctx: dict[str, Any]) -> nn.Module:
     """A fresh network; pretrained methods finetune a copy, so that runs do not share weights."""
     if method == "weaver_part":
-        return WeaverClassifier(ctx["config"], len(CLASSES))
+        return WeaverClassifier(ctx["config"], ctx["classes"])
     if method == "scratch":
-        return build_classifier(JetEncoder(ctx["config"]), CLASSES, mode="scratch")
-    return build_classifier(copy.deepcopy(ctx["pretrained"]), CLASSES, mode=method)
+        return build_classifier(JetEncoder(ctx["config"]), ctx["classes"], mode="scratch")
+    return build_classifier(copy.deepcopy(ctx["pretrained"]), ctx["classes"], mode=method)
 
 
 def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -266,8 +270,9 @@ def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dic
     return {"probs": probs, "seconds": seconds, "trained": trained, **chosen}
 
 
-def summary_row(method: str, n_labels: int, seed: int, run: dict[str, Any], targets: np.ndarray) -> dict[str, Any]:
-    report = classification_report(run["probs"], targets, CLASSES, signal="top")
+def summary_row(method: str, n_labels: int, seed: int, run: dict[str, Any], targets: np.ndarray,
+                classes: tuple[str, str]) -> dict[str, Any]:
+    report = classification_report(run["probs"], targets, classes, signal=classes[1])
     n_signal, n_background = int((targets == 1).sum()), int((targets == 0).sum())
     row = {
         "method": method,
@@ -352,10 +357,15 @@ METHOD_LABELS = {
 }
 
 
-def plot_auc(summary: list[dict[str, Any]], path: Path) -> Path:
+def task_name(classes: tuple[str, str]) -> str:
+    """'top vs qcd': the signal first."""
+    return f"{classes[1]} vs {classes[0]}"
+
+
+def plot_auc(summary: list[dict[str, Any]], path: Path, task: str, test_jets: int) -> Path:
     """AUC and 1/eps_B at 30% and 50% against the label count, one colour per method on every panel."""
     fig, axes = new_figure(1, 3, figsize=(15, 4.5))
-    panels = (("auc", "AUC (top vs QCD)", False), ("rejection_at_0.3", "1/eps_B at eps_S = 0.3", True),
+    panels = (("auc", f"AUC ({task})", False), ("rejection_at_0.3", "1/eps_B at eps_S = 0.3", True),
               ("rejection_at_0.5", "1/eps_B at eps_S = 0.5", True))
     for index, method in enumerate(dict.fromkeys(s["method"] for s in summary)):
         runs = sorted((s for s in summary if s["method"] == method), key=lambda s: s["num_labels"])
@@ -373,7 +383,7 @@ def plot_auc(summary: list[dict[str, Any]], path: Path) -> Path:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(frameon=False, fontsize="small")
-    fig.suptitle("mean ± sd over seeds; 50k-jet test set")
+    fig.suptitle(f"{task}: mean ± sd over seeds; {test_jets:,}-jet test set")
     return save_figure(fig, path)
 
 
@@ -401,9 +411,11 @@ def combine(parts: list[Path], out: Path) -> None:
     summary = seed_summary(rows)
     tables = f"{summary_table(summary)}\n\n{runs_table(rows)}"
     print(tables)
-    plot = plot_auc(summary, out.with_name(f"{out.stem}_auc.png"))
+    task = loaded[0].get("task", "top vs qcd")  # files from before --signal were all top vs QCD
+    plot = plot_auc(summary, out.with_name(f"{out.stem}_auc.png"), task, sum(loaded[0]["test_class_counts"].values()))
     write_json(out, {
         **{k: loaded[0][k] for k in ("date", "machine", "test_class_counts")},
+        "task": task,
         "combined_from": [{"file": str(path), "date": part["date"], "settings": part["settings"],
                            "machine": part["machine"], "complete": part.get("complete", True)}
                           for path, part in zip(parts, loaded)],
@@ -432,15 +444,18 @@ def main() -> None:
     config = config.replace(**encoder_overrides(args.encoder))
     train = open_dataset(args.train, args.work, config)
     test = None if args.train_only else open_dataset(args.test, args.work, config)
+    if args.signal == args.background:
+        raise SystemExit(f"bench_finetune: --signal and --background are both {args.signal!r}; name two classes")
+    classes = (args.background, args.signal)  # index 1 is the signal
     pool_labels = train[:].labels
-    test_subset = None if test is None else LabelSubset(test, None, CLASSES, labels=test[:].labels)
-    test_targets = None if test_subset is None else class_indices(test_subset.labels, CLASSES)
+    test_subset = None if test is None else LabelSubset(test, None, classes, labels=test[:].labels)
+    test_targets = None if test_subset is None else class_indices(test_subset.labels, classes)
     ctx = {"args": args, "config": config, "pretrained": pretrained, "train": train, "test": test,
-           "test_subset": test_subset}
+           "test_subset": test_subset, "classes": classes}
     rows = []
     for n_labels in sorted(args.labels):
         for seed in args.seeds:
-            fit, val = LabelSubset(train, n_labels, CLASSES, seed=seed, labels=pool_labels).split(
+            fit, val = LabelSubset(train, n_labels, classes, seed=seed, labels=pool_labels).split(
                 VALIDATION_FRACTION, seed
             )
             for method in methods:
@@ -452,7 +467,7 @@ def main() -> None:
                           f"(validation AUC {run['val_auc']:.4f}) in {run['seconds']:.0f} s", flush=True)
                     continue
                 label = f"{method}[{','.join(args.encoder)}]" if method == "scratch" and args.encoder else method
-                rows.append(summary_row(label, n_labels, seed, run, test_targets))
+                rows.append(summary_row(label, n_labels, seed, run, test_targets, classes))
                 r = rows[-1]
                 print(
                     f"{n_labels} labels, seed {seed}, {method}: AUC {r['auc']:.4f}, 1/eps_B@0.3 "
@@ -475,7 +490,9 @@ def write_results(rows: list[dict[str, Any]], ctx: dict[str, Any], pool_labels: 
     if final:
         print(tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    plot = plot_auc(summary, args.out.with_name(f"{args.out.stem}_auc.png"))
+    classes = ctx["classes"]
+    plot = plot_auc(summary, args.out.with_name(f"{args.out.stem}_auc.png"), task_name(classes),
+                    len(ctx["test_subset"]))
     write_json(
         args.out,
         {
@@ -485,9 +502,10 @@ def write_results(rows: list[dict[str, Any]], ctx: dict[str, Any], pool_labels: 
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "encoder_config": ctx["config"].to_dict(),
             "validation_fraction": VALIDATION_FRACTION,
-            "train_pool_jets": int((class_indices(pool_labels, CLASSES) >= 0).sum()),
+            "task": task_name(classes),
+            "train_pool_jets": int((class_indices(pool_labels, classes) >= 0).sum()),
             "test_jets": len(ctx["test_subset"]),
-            "test_class_counts": {c: int((test_targets == k).sum()) for k, c in enumerate(CLASSES)},
+            "test_class_counts": {c: int((test_targets == k).sum()) for k, c in enumerate(classes)},
             "skipped_methods": skipped,
             "plot": str(plot),
             "tables_markdown": tables,
