@@ -74,6 +74,9 @@ _SEPARATOR = re.compile(
 
 # A request's polite lead-in to its action word: "give me a summary", "get us a histogram".
 _ASKING = re.compile(r"(?:give|get|show|tell|send|make|do)\s+(?:me|us)\s+(?:(?:an|a|the|its|their|some)\s+)?", re.I)
+# The action word as a noun after a count: "one histogram per class", "a single curve", "two plots".
+_HOW = re.compile(r"(?:one|a|an|a single|single|separate|two|three)\s+(?:\w+\s+)?(?:histograms?|plots?|curves?"
+                  r"|panels?|distributions?)\b", re.I)
 # Words that open a qualification of the action before ("but only on tops", "though just 500 steps",
 # "..., to separate W from QCD": its purpose).
 _QUALIFIER = re.compile(r"(?:but|though|although|yet|only|just|except|while|keeping|restricted|to|in order to"
@@ -90,9 +93,10 @@ _THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # wit
 _LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
 _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
-_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+)?embeddings\b", re.I)
+_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b", re.I)
 # An index named as what an action uses, not as something to build.
-_INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+)?(?:faiss\s+)?index\b", re.I)
+_INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+|that\s+|this\s+|my\s+|our\s+|its\s+)?"
+                         r"(?:same\s+)?(?:faiss\s+)?index\b", re.I)
 # A new name given to what an action makes: "called hbb3k", "named run2_fat".
 _NAMED = re.compile(r"\b(?:called|named|call it|name it)\s+[\"'`]?[\w.-]+", re.I)
 # A kind of FAISS index named as such, not inside a name ("idx-run2-hnsw").
@@ -208,9 +212,16 @@ def action_clauses(request: str) -> list[Clause]:
         # and "..., but only to separate H->bb and H->cc": the same action qualified, not a second one
         # and "what's in wz_mix? class counts and mass quantiles": a new sentence that says more about
         # the same action, naming nothing of its own
+        # and "plot the mass of tq600, one histogram per class": the action's word as a noun that says how
+        # and "Our analysis needs to separate W from Z. Could you fine-tune X on Y ...": a sentence of
+        # purpose that names nothing, then the action itself
+        new_sentence = bool(clauses) and bool(re.search(r"[.?!]", request[clauses[-1].end : start]))
         same = bool(clauses) and tools == clauses[-1].tools and bool(
-            re.search(r"\b(?:it|them)\b", text, re.I) or _QUALIFIER.match(text)
-            or (re.search(r"[.?!]", request[clauses[-1].end : start]) and not re.search(r"[\w-]*[\d_]", text)))
+            re.search(r"\b(?:it|them)\b", text, re.I) or _QUALIFIER.match(text) or _HOW.match(text)
+            or (new_sentence and not re.search(r"[\w-]*[\d_]", text)))
+        if not same and new_sentence and tools == clauses[-1].tools \
+                and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
+            clauses.pop()  # the purpose is said again by the action: one clause, the action's
         if tools and _starts_an_action(_NEGATED.sub(" ", text)) and not same:
             clauses.append(Clause(start, end, text, tools))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):

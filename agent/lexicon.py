@@ -95,11 +95,14 @@ BY_LABEL_WORDS: dict[bool, tuple[str, ...]] = {
     True: (
         "by class", "per class", "by label", "per label", "split by", "each class", "by truth", "by truth label",
         "per process", "by process", "class by class", "separately", "for each class", "broken down by",
+        "per jet class", "by jet class", "for each jet class", "each jet class", "per truth class",
+        "one curve per", "one histogram per", "a curve per", "a histogram per",
     ),
     False: (
         "inclusive", "inclusively", "all jets together", "together", "not split", "without splitting", "no split",
-        "one histogram", "not per class", "lumped", "combined", "overall", "not split by", "not by class",
-        "without splitting by", "not broken down", "single histogram",
+        "in one histogram", "not per class", "lumped", "combined", "overall", "not split by", "not by class",
+        "without splitting by", "not broken down", "single histogram", "in one curve", "single curve",
+        "all jets in one", "one histogram for all", "one curve for all",
     ),
 }
 
@@ -138,6 +141,7 @@ def normalize(text: str, singular: bool = True) -> str:
     t = text.lower()
     t = t.replace("\u2192", "->").replace("\u03c4", "tau").replace("\u03b7", "eta").replace("\u2013", "-")
     t = t.replace("\u2014", " , ").replace("\u2019", "'").replace("\u0304", "")
+    t = re.sub(r"[()]", " ", t)  # "groomed (soft-drop) mass": the words, not the brackets
     t = re.sub(r"'s\b", "", t)
     t = t.replace("'", "")
     t = re.sub(r"\btau[_{\s]*(\d)\}?\s*/\s*tau[_{\s]*(\d)\}?", r"tau\1\2", t)  # tau_2/tau_1 -> tau21
@@ -219,11 +223,38 @@ def _patterns(plural: bool = False) -> list[tuple[re.Pattern[str], str, tuple[ob
     return [(re.compile(r"(?<![\w>-])" + re.escape(p) + r"(?![\w-]|->)"), v, vals) for p, v, vals in entries]
 
 
+# A word that says the next few words are not wanted: "only the models, not the datasets", "don't
+# split it by class". It reaches to the end of its clause and at most three words.
+_NEGATOR = re.compile(r"\b(?:not|dont|do not|doesnt|does not|never|without|rather than|instead of|other than"
+                      r"|except|no need to|nor)\s+(?:[^\s,;.!?]+\s+){0,3}$")
+# "leptonic + hadronic top", "hadronic and leptonic tops": two qualifiers that share one noun
+_SHARED_NOUN = re.compile(r"\b([a-z]+)\s*(?:\+|&|/|and|or)\s*([a-z]+)\s+([a-z]+)\b")
+
+
+def _negated(t: str, start: int) -> bool:
+    return bool(_NEGATOR.search(t, max(0, start - 60), start)) and not re.search(r"\bnot only\s+$", t[:start])
+
+
+def _share_nouns(t: str) -> str:
+    """"leptonic + hadronic top" -> "leptonic top + hadronic top", where the first qualifier with the
+    noun is a class phrase of its own (the rest of the matching sees both classes)."""
+    phrases = {normalize(p) for ps in class_phrases().values() for p in ps}
+
+    def spread(m: re.Match[str]) -> str:
+        first, second, noun = m.groups()
+        joined = m.group(0)[len(first) : m.start(3) - m.start(0)]
+        return f"{first} {noun}{joined}{noun}" if f"{first} {noun}" in phrases else m.group(0)
+
+    return _SHARED_NOUN.sub(spread, t)
+
+
 def find_terms(text: str) -> dict[str, list[object]]:
-    """Per vocabulary, the canonical values ``text`` mentions, in order of appearance (each once)."""
+    """Per vocabulary, the canonical values ``text`` mentions, in order of appearance (each once).
+    A term that follows a negation ("not the datasets") is not mentioned; a negated flag ("don't
+    split it by class") counts as its opposite."""
     found: list[tuple[int, str, object, bool]] = []
     for plural in (False, True):
-        t = normalize(text, singular=not plural)
+        t = _share_nouns(normalize(text, singular=not plural))
         taken: dict[str, list[bool]] = {}  # per vocabulary: "masked particle" may be an objective and a method
         for pattern, vocab, values in _patterns(plural):
             for m in pattern.finditer(t):
@@ -236,6 +267,10 @@ def find_terms(text: str) -> dict[str, list[object]]:
                     continue
                 for i in range(m.start(), m.end()):
                     mask[i] = True
+                if _negated(t, m.start()):
+                    if not all(isinstance(v, bool) for v in values):
+                        continue
+                    values = tuple(not v for v in values)
                 found += [(m.start(), vocab, v, len(values) > 1) for v in values]
     # "N-subjettiness ratio tau32": where a value is named, a phrase that may mean several does not add others
     named = {(f[1], f[2]) for f in found if not f[3]}

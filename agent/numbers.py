@@ -17,17 +17,17 @@ _UNITS = {
     **{w: 10 * i for i, w in enumerate(_TENS, start=2)},
     "a": 1,
 }
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_SCALES = {"dozen": 12, "hundred": 100, "thousand": 1000, "million": 1_000_000}
 # A number word alone counts only where it is a common count ("ten jets", "show me five"), not "zero-shot".
 _ALONE = {*_TEENS[1:], *_TENS}
 # "the next one", "that one", "which one": a pronoun, no number
 _PRONOUN_ONE = re.compile(r"\b(?:the|this|that|which|each|every|same|another|next|last|previous|following|other"
                           r"|any|no|first|second|third|new|old|big|small|other)\s+$", re.IGNORECASE)
 _SUFFIX = {"k": 1000, "m": 1_000_000}
-# A number not glued to a word before it (tau21, run2, wz-6k are names, not numbers); "600-700" is
+# A number not glued to a word before it (tau21, τ32, run2, wz-6k are names, not numbers); "600-700" is
 # a range of two numbers.
 _NUMBER = re.compile(
-    r"(?<![A-Za-z0-9_.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s?([kKmM](?![a-zA-Z])|TeV|tev|GeV|gev))?"
+    r"(?<![\w.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s?([kKmM](?![a-zA-Z])|TeV|tev|GeV|gev))?"
     r"(?:st|nd|rd|th)?(?![\dA-Za-z_]|-(?!jets?\b)[A-Za-z])"
 )
 _NOT_QUANTITIES = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}|\bcuda:\d+")
@@ -128,6 +128,8 @@ _AFTER_ROLES = (
                          r"|tracks?)\b")),
     ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size|a batch|in a batch|in each batch)\b")),
     ("jets", re.compile(r"^\s*-?(?:[\w\-]+\s+){0,2}?(?:jets?|events?|of them|in total|total)\b")),
+    # "a dozen is enough", "50 will do": how many are wanted
+    ("jets", re.compile(r"^\s*(?:is|are|will|would|should)\s+(?:be\s+)?(?:enough|plenty|fine|do)\b")),
     ("lr", re.compile(r"^\s*(?:lr|learning[ -]rate)\b")),
 )
 # "the third one", "the second jet", "the 5th event": one jet by its place, counted from one (an
@@ -136,7 +138,8 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", 
 _ORDINAL_WORD = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+(?=(?:jet|one|entry|event)s?\b)", re.IGNORECASE)
 # "show me 5", "give me ten of them": the count of results a search returns
 _SHOW_BEFORE = re.compile(r"\b(?:show|give|return|list|display)(?:\s+(?:me|us))?\s+(?:the\s+)?(?:top\s+)?$")
-_SHOW_AFTER = re.compile(r"^\s*(?:of them|results?|hits?|matches|candidates)?\s*(?:[.?!,;]|please|$)")
+_SHOW_AFTER = re.compile(r"^\s*(?:of them|results?|hits?|matches|candidates)?\s*(?:this time|instead|now)?\s*"
+                         r"(?:[.?!,;]|please|$)")
 _GEV_AFTER = re.compile(r"^\s*(?:gev|tev)\b", re.IGNORECASE)
 _MIN_WORDS = re.compile(
     r"(?:above|over|>=?|at least|more than|greater than|from|heavier than|starting at|min(?:imum)?)\s*$"

@@ -46,6 +46,7 @@ from jetfm.agent.entities import Entities, asks_for_an_explanation, extract, off
 from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import find_terms, vocabulary_of
 from jetfm.agent.llm import LoadedLM
+from jetfm.agent.spelling import correct_spelling
 from jetfm.errors import UsageError
 from jetfm.tools.registry import TOOLS
 
@@ -369,6 +370,7 @@ class Router:
         if reason is not None:
             return Plan(refusal=reason)
         context = context or PlanContext()
+        request = correct_spelling(request, [*context.datasets, *context.models, *context.indexes])
         ent = extract(request, context)
         dec = _Decoder(self.lm, prompt_text(request, context, ent))
         plan = Plan()
@@ -394,6 +396,7 @@ class Router:
         if reason is not None:
             raise RequestRefused(reason)
         context = context or PlanContext()
+        request = correct_spelling(request, [*context.datasets, *context.models, *context.indexes])
         ent = extract(request, context)
         dec = _Decoder(self.lm, prompt_text(request, context, ent))
         made: dict[str, list[str]] = {"dataset": [], "model": [], "index": []}
@@ -483,6 +486,8 @@ class Router:
             stated |= {f.name for f in fields if f.kind == "model"}
         if ent.earlier.get("datasets") and _SAME_DATA.search(ent.action_text):  # "search the same sample"
             stated |= {f.name for f in fields if f.name == "dataset"}
+        if _SAME_INDEX.search(ent.action_text or ent.request) and _previous_indexes(context):  # "in that index"
+            stated |= {f.name for f in fields if f.kind == "index"}
 
         again = repeated_call(tool, ent, context) if not done else None
         fixed: dict[str, list[Any]] = {}
@@ -507,6 +512,9 @@ class Router:
                     values = _unique([*before, *values])
             if only and f.name in only:
                 values = [v for v in values if v in only[f.name]]
+            if f.name == "dataset" and f.required and len(values) >= 2 and set(values) <= set(ent.by_class):
+                # "fine-tune X on my top sample" with two top samples: which one is not guessed
+                raise NeedsAnswer(f"Which sample should I {_DATASET_VERB.get(tool, 'use')}: {_choices(values)}?")
             if f.required and not values and (f.kind not in ("text", "text_list", "new_name") or f.name == "path"):
                 raise NeedsAnswer(question_for(tool, f, context))
             if f.required and f.kind == "text_list" and not values and not _gives_labels(ent):
@@ -666,12 +674,19 @@ def grounded_values(
     if f.kind == "model":
         return _models(f, tool, ent, context, made, args)
     if f.kind == "index":
-        return _unique([*ent.indexes, *made["index"], *_indexes_of_kind(ent, context)])
+        found = _unique([*ent.indexes, *made["index"], *_indexes_of_kind(ent, context)])
+        if not found and _SAME_INDEX.search(ent.action_text or ent.request):  # "in that index"
+            found = _previous_indexes(context)
+        return found
     if f.kind == "device":
         return _unique([*re.findall(r"cuda:\d+", ent.request), *[str(v) for v in ent.terms.get("device", [])]])
     if f.kind == "job":
         if ent.jobs:
             return list(ent.jobs)
+        asked_about = _unique([str(c["args"]["job_id"]) for c in reversed(context.previous)
+                               if (c.get("args") or {}).get("job_id")])
+        if ent.anaphora and asked_about:  # "is job-... done yet?", then "cancel it"
+            return asked_about[:1]
         started = any(TOOLS[c["tool"]].long_running for c in context.previous if c.get("tool") in TOOLS)
         if len(context.jobs) == 1 or (context.jobs and ent.anaphora and started):
             return context.jobs[:1]
@@ -747,6 +762,8 @@ def _again(f: FieldSpec, tool: str, context: PlanContext) -> list[Any]:
 JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
 # "... then build an index with that same backbone": the model an earlier action named
 _SAME_MODEL = re.compile(r"\b(?:that|this|the same|same|that same|its)\s+(?:backbone|model|encoder|network)\b", re.I)
+# "search in that index": the index the conversation built or used last
+_SAME_INDEX = re.compile(r"\b(?:that|this|the same|same|that same|its|the new)\s+(?:faiss\s+)?index\b", re.I)
 # "and the next one?", "the one before": the jet after (before) the one the previous turn pointed at
 _SAME_DATA = re.compile(r"\b(?:that|this|these|those|the same|same|that same)\s+(?:sample|dataset|data|jets|set)\b",
                         re.I)
@@ -849,6 +866,18 @@ def _previous(context: PlanContext, kind: str, repeat: bool = False) -> list[str
             if isinstance(value, str) and value not in ("tiny", "small", "base"):
                 used.append(value)
     return _unique([*used, *made]) if repeat else _unique(made) or _unique(used)
+
+
+def _previous_indexes(context: PlanContext) -> list[str]:
+    """The indexes the previous turn built (by name, or the name the tool gives) or searched."""
+    out = []
+    for call in reversed(context.previous):
+        args = call.get("args") or {}
+        if call.get("tool") == "build_index":
+            out.append(args.get("name") or f"idx-{args.get('dataset')}-{args.get('model', 'jetfm-default')}")
+        elif isinstance(args.get("index"), str):
+            out.append(args["index"])
+    return [i for i in _unique(out) if i in context.indexes or not context.indexes]
 
 
 def _ask_for_a_missing_referent(tool: str, ent: Entities, context: PlanContext, made: dict[str, list[str]]) -> None:

@@ -195,7 +195,7 @@ JET_CLASSES: tuple[JetClass, ...] = (
         label="Higgs boson to charm quarks",
         decay="from a Higgs boson decay H -> cc",
         flavour="with two charm-quark prongs",
-        synonyms=("H->cc", "Higgs to cc", "Higgs to charm", "h->cc", "H(cc)", "Hcc"),
+        synonyms=("H->cc", "Higgs to cc", "Higgs to charm", "h->cc", "H(cc)", "Hcc", "charm"),
         facts=(
             "the 125 GeV scalar, in its decay into charm and anticharm quarks",
             "the boson of electroweak symmetry breaking, in its decay into charm and anticharm quarks",
