@@ -54,6 +54,10 @@ def test_embedded_model_follows_the_conversation_and_asks_back(planner):
         {"tool": "plot_observable", "args": {"dataset": "hbb_test", "observable": "mass"}}
     ]
     assert planner.plan("plot the mass", context=ctx) == [] and planner.question.startswith("Which dataset")
+    # two samples of the class the request names: which one is asked, not guessed
+    tops = PlanContext(datasets=["tops-ptlow", "tops-pthigh", "wz-mix"], models=["jetfm-default"])
+    assert planner.plan("fine-tune jetfm-default on my top sample, full mode", context=tops) == []
+    assert planner.question == "Which sample should I fine-tune on: tops-ptlow or tops-pthigh?"
 
 
 def test_cli_dry_run_json_with_the_embedded_model(capsys, tmp_path, monkeypatch, planner):

@@ -508,3 +508,63 @@ def test_a_dataset_named_as_the_reference_is_not_the_one_scanned():
     ent = extract("describe hbb_test, then plot the mass of that same sample", C1)
     plot = ent.within(ent.clauses[1])
     assert plot.earlier["datasets"] == ["hbb_test"] and _SAME_DATA.search(plot.action_text)
+
+
+# --- rules from the fifth blind suite's misses (model-free) -----------------------------------------
+
+
+def test_typos_of_vocabulary_words_are_read_as_the_word_and_names_are_not_touched():
+    from jetfm.agent.spelling import correct_spelling
+
+    fixed = correct_spelling("genrate 20k jets with 8 wrkers and give me a summry of hlvqq_run", ["hlvqq_run"])
+    assert fixed == "generate 20k jets with 8 workers and give me a summary of hlvqq_run"
+    assert correct_spelling("pretrian on it, then plot a histgram") == "pretrain on it, then plot a histogram"
+    # real words one letter from a vocabulary word stay; so do names, paths and the workspace's names
+    kept = "show the latest general summry-v2 plot of data/summry.root and summry"
+    assert correct_spelling(kept, ["summry"]) == kept
+
+
+@pytest.mark.parametrize(("text", "vocab", "expected"), [
+    ("which models do I have? only the models, not the datasets", "artifact_kind", ["model"]),
+    ("histogram the jet mass of wz_1tev, don't split it by class", "by_label", [False]),
+    ("plot the mass, all jets in one curve", "by_label", [False]),
+    ("plot the constituent multiplicity, one histogram per jet class", "by_label", [True]),
+    ("QCD jets, not tops", "class", ["qcd"]),
+    ("generate leptonic + hadronic top jets", "class", ["tbl", "top"]),
+    ("the groomed (soft-drop) mass", "observable", ["sdmass"]),
+    ("what about with charm as the signal instead?", "class", ["hcc"]),
+])
+def test_negations_shared_nouns_and_brackets(text, vocab, expected):
+    assert find_terms(text).get(vocab) == expected
+
+
+def test_the_action_word_as_a_noun_and_a_sentence_of_purpose_are_no_actions_of_their_own():
+    from jetfm.agent.clauses import action_clauses
+
+    one = action_clauses("Plot the constituent multiplicity of tq-600, one histogram per jet class.")
+    assert [c.tools for c in one] == [("plot_observable",)]
+    purpose = action_clauses("We need to separate W from Z jets. Could you fine-tune fm_mpm on wz_mix with 2k labels?")
+    assert len(purpose) == 1 and purpose[0].text.startswith("Could you fine-tune fm_mpm")
+    probe = action_clauses("Linear probe on the frozen jetfm-default embeddings using tq-600")
+    assert [c.tools for c in probe] == [("finetune",)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("look for four-prong jets with τ43 under 0.5 - a dozen is enough", [(0.5, ""), (12, "jets")]),
+    ("same search in aspen-run2, and give me 40 this time", [(40, "k")]),
+    ("two dozen jets", [(24, "jets")]),
+])
+def test_counts_in_words_and_counts_of_results(text, expected):
+    assert [(n.value, n.role) for n in typed_numbers(text)] == expected
+
+
+def test_it_and_that_index_refer_to_the_previous_turn():
+    jobs = ["job-20261207-111111-c0ffee", "job-20261207-101512-a3f9c0"]
+    ctx = turn(PlanContext(datasets=["mix10"], jobs=jobs), call("job_status", job_id=jobs[0]))
+    assert values("that's taking forever, cancel it", ctx, "cancel_job", "job_id") == [jobs[0]]
+    # two jobs and no turn about either: which one is asked
+    assert values("cancel the job", PlanContext(datasets=["mix10"], jobs=jobs), "cancel_job", "job_id") == []
+    ctx = turn(PlanContext(datasets=["jc_val"], indexes=["jc-hnsw", "idx-jc_val-jetfm-default"]),
+               call("build_index", dataset="jc_val", kind="hnsw", name="jc-hnsw"))
+    assert values("find the 15 nearest neighbours of jet 301 in that index", ctx, "search_similar", "index") == [
+        "jc-hnsw"]
