@@ -74,6 +74,9 @@ _SEPARATOR = re.compile(
 
 # A request's polite lead-in to its action word: "give me a summary", "get us a histogram".
 _ASKING = re.compile(r"(?:give|get|show|tell|send|make|do)\s+(?:me|us)\s+(?:(?:an|a|the|its|their|some)\s+)?", re.I)
+# A value taken back: "sorry, make that seed 8", "I mean 3e-4".
+_CORRECTING = re.compile(r"(?:(?:sorry|oops|no|wait|actually)[\s,]+)*(?:make (?:that|it)|i mean|i meant|or rather"
+                         r"|scratch that|correction)\b", re.I)
 # The action word as a noun after a count: "one histogram per class", "a single curve", "two plots".
 _HOW = re.compile(r"(?:one|a|an|a single|single|separate|two|three)\s+(?:\w+\s+)?(?:histograms?|plots?|curves?"
                   r"|panels?|distributions?)\b", re.I)
@@ -216,9 +219,16 @@ def action_clauses(request: str) -> list[Clause]:
         # and "Our analysis needs to separate W from Z. Could you fine-tune X on Y ...": a sentence of
         # purpose that names nothing, then the action itself
         new_sentence = bool(clauses) and bool(re.search(r"[.?!]", request[clauses[-1].end : start]))
+        # and "generate ..., seed 7 -- sorry, make that seed 8": a correction, not a second sample
+        # and "finetune X on Y with 500 labels, full fine-tuning, 2000 steps": the action named again
+        # as a noun after its setting, with nothing of its own named
+        names_nothing = not re.search(r"[\w-]*[\d_]", text) and not _NAMED.search(text)
+        word = _action_word(text)
         same = bool(clauses) and tools == clauses[-1].tools and bool(
             re.search(r"\b(?:it|them)\b", text, re.I) or _QUALIFIER.match(text) or _HOW.match(text)
-            or (new_sentence and not re.search(r"[\w-]*[\d_]", text)))
+            or _CORRECTING.match(text) or (new_sentence and names_nothing)
+            or (names_nothing and word is not None and word.start() > 0 and not _ASKING.match(text)
+                and not re.match(r"(?:please|and|also|now|next|finally)\b", text, re.I)))
         if not same and new_sentence and tools == clauses[-1].tools \
                 and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
             clauses.pop()  # the purpose is said again by the action: one clause, the action's

@@ -547,6 +547,13 @@ def test_the_action_word_as_a_noun_and_a_sentence_of_purpose_are_no_actions_of_t
     assert len(purpose) == 1 and purpose[0].text.startswith("Could you fine-tune fm_mpm")
     probe = action_clauses("Linear probe on the frozen jetfm-default embeddings using tq-600")
     assert [c.tools for c in probe] == [("finetune",)]
+    # a correction, and the action named again as a noun after its setting, are the same action
+    fixed = action_clauses("simulate 2000 W jets at 1 TeV, seed 3, oops, make that seed 4")
+    assert [c.tools for c in fixed] == [("generate_dataset",)]
+    noun = action_clauses("finetune fm_mpm on wz_mix with 800 labels, full fine-tuning, 3000 steps")
+    assert [c.tools for c in noun] == [("finetune",)]
+    two = action_clauses("finetune fm_mpm on wz_mix, then finetune fm_clr on wz_mix")
+    assert [c.tools for c in two] == [("finetune",), ("finetune",)]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
