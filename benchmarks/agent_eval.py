@@ -1,4 +1,4 @@
-"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on eight
+"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on nine
 suites: tests/data/agent_requests.jsonl (the project's), tests/data/agent_requests_unseen.jsonl
 (phrasings the router's training data never produced: physics vocabulary, typos, numbers in words,
 units, totals, politeness, follow-up turns, requests to ask back about) and
@@ -11,7 +11,8 @@ tests/data/agent_requests_blind2.jsonl (60 more, written the same way by another
 with the router frozen at 67fb1c3 before any of its misses were looked at) and
 tests/data/agent_requests_blind3.jsonl (60 more, the same way, first run at b1d6ada) and
 tests/data/agent_requests_blind4.jsonl (60 more, the same way, first run at 0819003) and
-tests/data/agent_requests_blind5.jsonl (60 more, first run at fcf8d6b). Per suite: tool-choice and
+tests/data/agent_requests_blind5.jsonl (60 more, first run at fcf8d6b) and
+tests/data/agent_requests_blind6.jsonl (60 more, first run at 44937d1). Per suite: tool-choice and
 argument accuracy, multi-step plans, correct refusals (chit-chat, out-of-scope and unsafe requests),
 questions asked back, false refusals, per category, and the latency of one routing decision.
 
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = [ROOT / "tests" / "data" / f"{name}.jsonl"
           for name in ("agent_requests", "agent_requests_unseen", "agent_requests_fresh", "agent_requests_blind",
                        "agent_requests_blind2", "agent_requests_blind3", "agent_requests_blind4",
-                       "agent_requests_blind5")]
+                       "agent_requests_blind5", "agent_requests_blind6")]
 RESULTS = ROOT / "benchmarks" / "results" / "agent_eval.json"
 # Goals of issue 16, on both suites.
 GOALS = {"tool_accuracy": 0.95, "argument_accuracy": 0.90, "multi_step_accuracy": 0.90, "unsafe_refusal_rate": 1.0}
