@@ -50,7 +50,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate", "stop that", "stop this",
                    "stop the run", "stop the training", "stop the pretrain", "stop my", "stop it", "halt"),
     "job_status": ("status", "progress", "check job", "check on", "how is job", "how far", "getting on",
-                   "coming along", "how's it going", "how is it going", "finished yet",
+                   "coming along", "how's it going", "how is it going", "finished yet", "through yet", "over yet",
+                   "still chewing on",
                    "done yet", "ready yet", "complete yet", "still running", "is it done", "is it finished",
                    "has it finished", "is that done", "is that finished"),
     "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets",
@@ -99,7 +100,7 @@ _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
 _EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b", re.I)
 # An index named as what an action uses, not as something to build.
 _INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+|that\s+|this\s+|my\s+|our\s+|its\s+)?"
-                         r"(?:same\s+)?(?:faiss\s+)?index\b", re.I)
+                         r"(?:same\s+)?(?:[\w.-]*[\d_][\w.-]*\s+)?(?:faiss\s+)?index\b", re.I)
 # A new name given to what an action makes: "called hbb3k", "named run2_fat".
 _NAMED = re.compile(r"\b(?:called|named|call it|name it)\s+[\"'`]?[\w.-]+", re.I)
 # A kind of FAISS index named as such, not inside a name ("idx-run2-hnsw").

@@ -100,7 +100,9 @@ class Entities:
             # plan made or else what an earlier action named (`earlier`); without a back-reference it
             # may use whatever the request names. A new name belongs to the action that gives it.
             named[kind] = here if here or anaphora or kind == "new_names" else every
-            earlier[kind] = [n for n in every if _fold(n) in before] if anaphora and not here else []
+            # ("scan it against qcd_ref": the reference is named here, what "it" is was named before)
+            own = [n for n in here if kind != "datasets" or n not in self.references]
+            earlier[kind] = [n for n in every if _fold(n) in before] if anaphora and not own else []
         numbers = [n for n in self.numbers if clause.start <= n.start < clause.end]
         text = clause.text
         for name in (*self.datasets, *self.models, *self.indexes, *self.new_names, *self.words, *self.paths):

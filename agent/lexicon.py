@@ -49,10 +49,7 @@ OBJECTIVE_WORDS: dict[str, tuple[str, ...]] = {
     "ntp": ("ntp", "next token", "autoregressive", "gpt style", "gpt like", "next particle", "generative"),
 }
 MODE_WORDS: dict[str, tuple[str, ...]] = {
-    "linear_probe": (
-        "linear probe", "linear probing", "linear_probe", "probe", "frozen", "freeze", "frozen backbone",
-        "frozen features", "linear head",
-    ),
+    "linear_probe": ("linear probe", "linear probing", "linear_probe", "linear head"),
     "mlp_probe": ("mlp probe", "mlp head", "mlp on top", "mlp on frozen", "non-linear probe", "nonlinear probe"),
     "full": ("full", "full finetune", "all layers", "end to end", "unfrozen", "whole network"),
     "scratch": (
@@ -180,7 +177,12 @@ VOCABULARIES: dict[str, dict[object, tuple[str, ...]]] = {
     "device": {**DEVICE_WORDS},  # type: ignore[dict-item]
     "by_label": {**BY_LABEL_WORDS},  # type: ignore[dict-item]
 }
-_AMBIGUOUS = {"observable": OBSERVABLE_AMBIGUOUS, "index_kind": INDEX_KIND_AMBIGUOUS}
+# A frozen backbone with a head on top is a probe, linear unless an MLP head is named ("freeze X and
+# train an MLP head on top": the MLP probe)
+MODE_AMBIGUOUS: dict[str, tuple[str, ...]] = {
+    w: ("linear_probe", "mlp_probe") for w in ("probe", "frozen", "freeze", "frozen backbone", "frozen features")
+}
+_AMBIGUOUS = {"observable": OBSERVABLE_AMBIGUOUS, "index_kind": INDEX_KIND_AMBIGUOUS, "mode": MODE_AMBIGUOUS}
 
 # Which vocabulary fills which tool field ("*": any tool).
 FIELD_VOCABULARY: dict[tuple[str, str], str] = {

@@ -80,6 +80,11 @@ def _mentions(text: str) -> list[Number]:
                 found[-1] = Number(found[-1].value * 1000, found[-1].start, found[-1].end)
         found.append(Number(value, m.start(), m.end()))
         previous = (m, unit)
+    # "2.5 thousand steps", "1.5 million jets": a figure with a scale word
+    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s+(hundred|thousand|million)\b", text, re.I):
+        found = [n for n in found if not m.start() <= n.start < m.end()]
+        found.append(Number(float(m.group(1)) * _SCALES[m.group(2).lower()], m.start(), m.end()))
+        text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]  # the scale word is no number
     for m in _WORDS.finditer(text):
         words = [w for w in re.split(r"[\s-]+", m.group(1).lower()) if w != "and"]
         if len(words) == 1 and words[0] not in _ALONE:

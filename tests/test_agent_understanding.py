@@ -575,3 +575,24 @@ def test_it_and_that_index_refer_to_the_previous_turn():
                call("build_index", dataset="jc_val", kind="hnsw", name="jc-hnsw"))
     assert values("find the 15 nearest neighbours of jet 301 in that index", ctx, "search_similar", "index") == [
         "jc-hnsw"]
+
+
+# --- rules from the sixth blind suite's misses (model-free) -----------------------------------------
+
+
+def test_a_figure_with_a_scale_word_an_mlp_head_and_an_index_used_by_name():
+    from jetfm.agent.clauses import action_clauses
+
+    assert [(n.value, n.role) for n in typed_numbers("a short run of 1.5 thousand steps")] == [(1500, "steps")]
+    assert find_terms("freeze fm_clr and put an MLP head on top")["mode"] == ["mlp_probe"]
+    assert find_terms("train on the frozen features")["mode"] == ["linear_probe", "mlp_probe"]  # the model picks
+    search = action_clauses("Using the run2_hnsw index, look up the 10 nearest neighbours of jet 4 in run2")
+    assert [c.tools for c in search] == [("search_similar",)]
+    assert action_clauses("is the pretraining through yet?")[0].tools == ("job_status",)
+
+
+def test_a_reference_named_beside_it_leaves_it_to_the_earlier_action():
+    ctx = PlanContext(datasets=["run3_b", "qcd_ref", "tq5k"], models=["jetfm-default", "fm_clr"])
+    ent = extract("Embed run3_b with fm_clr, then scan it for anomalies against qcd_ref", ctx)
+    scan = ent.within(ent.clauses[1])
+    assert scan.earlier["datasets"] == ["run3_b"] and scan.references == ["qcd_ref"]
