@@ -91,7 +91,8 @@ w = trainer.model.net[0].weight.detach().clone()
 gathered = [torch.zeros_like(w) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, w)
 assert all(torch.equal(gathered[0], g) for g in gathered), "replicas diverged"
-print("rank", dist.get_rank(), "world", dist.get_world_size(), "ok")
+print("rank", dist.get_rank(), "world", dist.get_world_size(), "ok", flush=True)
+dist.barrier()  # neither rank tears gloo down while the other is still in a collective (a rare abort at exit)
 dist.destroy_process_group()
 """
 
