@@ -237,10 +237,15 @@ def _negated(t: str, start: int) -> bool:
     return bool(_NEGATOR.search(t, max(0, start - 60), start)) and not re.search(r"\bnot only\s+$", t[:start])
 
 
+@lru_cache(maxsize=1)
+def _normalized_class_phrases() -> frozenset[str]:
+    return frozenset(normalize(p) for ps in class_phrases().values() for p in ps)
+
+
 def _share_nouns(t: str) -> str:
     """"leptonic + hadronic top" -> "leptonic top + hadronic top", where the first qualifier with the
     noun is a class phrase of its own (the rest of the matching sees both classes)."""
-    phrases = {normalize(p) for ps in class_phrases().values() for p in ps}
+    phrases = _normalized_class_phrases()
 
     def spread(m: re.Match[str]) -> str:
         first, second, noun = m.groups()

@@ -18,6 +18,8 @@ _UNITS = {
     "a": 1,
 }
 _SCALES = {"dozen": 12, "hundred": 100, "thousand": 1000, "million": 1_000_000}
+# Every word that spells a number ("seventeen", "thousand", "dozen")
+NUMBER_WORDS: tuple[str, ...] = (*_TEENS, *_TENS, *_SCALES)
 # A number word alone counts only where it is a common count ("ten jets", "show me five"), not "zero-shot".
 _ALONE = {*_TEENS[1:], *_TENS}
 # "the next one", "that one", "which one": a pronoun, no number

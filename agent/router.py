@@ -322,8 +322,11 @@ def _choices(names: list[str]) -> str:
     return (", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]) + more
 
 
-def question_for(tool: str, f: FieldSpec, context: PlanContext) -> str:
-    """One short question for the argument a request left open."""
+def question_for(tool: str, f: FieldSpec, context: PlanContext, choices: list[str] | None = None) -> str:
+    """One short question for the argument a request left open (among ``choices`` where the request
+    narrowed it down: "my top sample" with two top samples)."""
+    if f.kind == "dataset" and choices:
+        return f"Which sample should I {_DATASET_VERB.get(tool, 'use')}: {_choices(choices)}?"
     if f.kind == "dataset":
         if not context.datasets:
             return ("Which dataset should I use? The workspace has none yet: generate one first, e.g. "
@@ -514,7 +517,7 @@ class Router:
                 values = [v for v in values if v in only[f.name]]
             if f.name == "dataset" and f.required and len(values) >= 2 and set(values) <= set(ent.by_class):
                 # "fine-tune X on my top sample" with two top samples: which one is not guessed
-                raise NeedsAnswer(f"Which sample should I {_DATASET_VERB.get(tool, 'use')}: {_choices(values)}?")
+                raise NeedsAnswer(question_for(tool, f, context, values))
             if f.required and not values and (f.kind not in ("text", "text_list", "new_name") or f.name == "path"):
                 raise NeedsAnswer(question_for(tool, f, context))
             if f.required and f.kind == "text_list" and not values and not _gives_labels(ent):

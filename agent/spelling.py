@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from jetfm.agent.clauses import ACTION_WORDS, STARTING_WORDS
 from jetfm.agent.lexicon import VOCABULARIES, class_phrases
+from jetfm.agent.numbers import NUMBER_WORDS
 
 MIN_LENGTH = 6
 # Words of requests that name an argument or what it counts, besides the action words and the lexicon.
@@ -25,8 +26,8 @@ ARGUMENT_WORDS = (
     "neighbours", "neighbors", "nearest", "similar", "dataset", "datasets", "sample", "samples", "model", "models",
     "classifier", "tagger", "backbone", "embeddings", "embedding", "index", "indexes", "reference", "background",
     "signal", "constituents", "constituent", "multiplicity", "particles", "subjettiness", "histogram", "histograms",
-    "distribution", "observable", "observables", "between", "thousand", "hundred", "million", "twenty", "thirty",
-    "fourty", "seventy", "please", "generate", "simulate", "pretrain", "finetune", "evaluate", "summary",
+    "distribution", "observable", "observables", "between", "please", "generate", "simulate", "pretrain",
+    "finetune", "evaluate", "summary",
     "summarise", "summarize", "describe", "contrastive", "masked", "transverse", "momentum", "rejection",
     "efficiency", "anomaly", "anomalies", "quantised", "quantized", "zero-shot",
 )
@@ -39,6 +40,7 @@ def _words(phrases: Iterable[str]) -> set[str]:
 @lru_cache(maxsize=1)
 def vocabulary() -> frozenset[str]:
     words = _words(w for ws in ACTION_WORDS.values() for w in ws) | _words(STARTING_WORDS) | _words(ARGUMENT_WORDS)
+    words |= _words(NUMBER_WORDS)
     for table in VOCABULARIES.values():
         words |= _words(p for phrases in table.values() for p in phrases)
     words |= _words(p for phrases in class_phrases().values() for p in phrases)
@@ -48,7 +50,7 @@ def vocabulary() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def _targets() -> frozenset[str]:
     """The whole words of the vocabulary: an action word's stem ("generat") is no spelling."""
-    vocab, whole = vocabulary(), _words(ARGUMENT_WORDS)
+    vocab, whole = vocabulary(), _words(ARGUMENT_WORDS) | _words(NUMBER_WORDS)
     return frozenset(w for w in vocab if w in whole or not any(v != w and v.startswith(w) for v in vocab))
 
 

@@ -434,6 +434,8 @@ def main() -> None:
         return
     if args.train is None or args.test is None:
         raise SystemExit("bench_finetune: --train and --test are required (or --combine JSON files)")
+    if args.signal == args.background:
+        raise SystemExit(f"bench_finetune: --signal and --background are both {args.signal!r}; name two classes")
     if args.threads:
         torch.set_num_threads(args.threads)
     methods, skipped = available_methods(args.methods, args.pretrained)
@@ -444,8 +446,6 @@ def main() -> None:
     config = config.replace(**encoder_overrides(args.encoder))
     train = open_dataset(args.train, args.work, config)
     test = None if args.train_only else open_dataset(args.test, args.work, config)
-    if args.signal == args.background:
-        raise SystemExit(f"bench_finetune: --signal and --background are both {args.signal!r}; name two classes")
     classes = (args.background, args.signal)  # index 1 is the signal
     pool_labels = train[:].labels
     test_subset = None if test is None else LabelSubset(test, None, classes, labels=test[:].labels)

@@ -519,6 +519,7 @@ def test_typos_of_vocabulary_words_are_read_as_the_word_and_names_are_not_touche
     fixed = correct_spelling("genrate 20k jets with 8 wrkers and give me a summry of hlvqq_run", ["hlvqq_run"])
     assert fixed == "generate 20k jets with 8 workers and give me a summary of hlvqq_run"
     assert correct_spelling("pretrian on it, then plot a histgram") == "pretrain on it, then plot a histogram"
+    assert correct_spelling("five thousnad jets") == "five thousand jets"  # number words are vocabulary too
     # real words one letter from a vocabulary word stay; so do names, paths and the workspace's names
     kept = "show the latest general summry-v2 plot of data/summry.root and summry"
     assert correct_spelling(kept, ["summry"]) == kept
