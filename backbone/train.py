@@ -141,6 +141,19 @@ def init_distributed() -> DistInfo:
     return info
 
 
+def finish_distributed() -> None:
+    """Leave the process group torchrun set up, on every rank, after the work succeeded.
+
+    The ranks first wait for each other, so none tears the group down while another is still in a
+    collective; left to interpreter exit instead, gloo's worker threads can abort a finished run.
+    Not for the error path: a barrier there would wait forever on a rank that already failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def epoch_order(n: int, epoch: int, seed: int) -> np.ndarray:
     """The data order of one epoch: a permutation fixed by (seed, epoch), the same on every rank."""
     return np.random.default_rng([seed, epoch]).permutation(n)

@@ -28,14 +28,23 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def physics_sample_dir(tmp_path_factory):
-    """A few hundred jets of every process, generated inside the test run (two workers)."""
+def physics_sample_dir(tmp_path_factory, worker_id):
+    """A few hundred jets of every process, generated inside the test run (two generator processes).
+
+    The suite runs on two xdist workers (`-n 2` in pyproject.toml). They share one sample: the first
+    to get here generates it under a lock while the other waits; the second then finds every shard
+    complete and generation skips them (it only completes missing shards)."""
     pytest.importorskip("pythia8mc")
+    from filelock import FileLock
+
     from jetfm.backbone.data.generate import GenerationConfig, generate
 
-    out = tmp_path_factory.mktemp("physics")
+    # Under xdist, each worker's basetemp sits in one shared per-run folder.
+    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    out = root / "physics"
     config = GenerationConfig(processes=PROCESSES, n_jets=N_PER_PROCESS * len(PROCESSES), seed=11)
-    summary = generate(config, out, workers=2, show_progress=False)
+    with FileLock(str(root / "physics.lock")):
+        summary = generate(config, out, workers=2, show_progress=False)
     assert summary.n_jets == config.n_jets
     return out
 

@@ -350,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jetfm {args.command}: interrupted; finished shards are kept, rerun to complete", file=sys.stderr)
         return 130
     _emit(result, args.json)
+    if "torch" in sys.modules:  # a command that never imported torch never joined a process group
+        from jetfm.backbone.train import finish_distributed
+
+        finish_distributed()
     return 0
 
 
