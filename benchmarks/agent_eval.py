@@ -1,4 +1,4 @@
-"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on nine
+"""Agent evaluation: how well each planner backend turns held-out requests into tool calls, on ten
 suites: tests/data/agent_requests.jsonl (the project's), tests/data/agent_requests_unseen.jsonl
 (phrasings the router's training data never produced: physics vocabulary, typos, numbers in words,
 units, totals, politeness, follow-up turns, requests to ask back about) and
@@ -12,7 +12,8 @@ with the router frozen at 67fb1c3 before any of its misses were looked at) and
 tests/data/agent_requests_blind3.jsonl (60 more, the same way, first run at b1d6ada) and
 tests/data/agent_requests_blind4.jsonl (60 more, the same way, first run at 0819003) and
 tests/data/agent_requests_blind5.jsonl (60 more, first run at fcf8d6b) and
-tests/data/agent_requests_blind6.jsonl (60 more, first run at 44937d1). Per suite: tool-choice and
+tests/data/agent_requests_blind6.jsonl (60 more, first run at 44937d1) and
+tests/data/agent_requests_blind7.jsonl (60 more, first run at 5a11b38). Per suite: tool-choice and
 argument accuracy, multi-step plans, correct refusals (chit-chat, out-of-scope and unsafe requests),
 questions asked back, false refusals, per category, and the latency of one routing decision.
 
@@ -48,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = [ROOT / "tests" / "data" / f"{name}.jsonl"
           for name in ("agent_requests", "agent_requests_unseen", "agent_requests_fresh", "agent_requests_blind",
                        "agent_requests_blind2", "agent_requests_blind3", "agent_requests_blind4",
-                       "agent_requests_blind5", "agent_requests_blind6")]
+                       "agent_requests_blind5", "agent_requests_blind6", "agent_requests_blind7")]
 RESULTS = ROOT / "benchmarks" / "results" / "agent_eval.json"
 # Goals of issue 16, on both suites.
 GOALS = {"tool_accuracy": 0.95, "argument_accuracy": 0.90, "multi_step_accuracy": 0.90, "unsafe_refusal_rate": 1.0}
@@ -192,7 +193,7 @@ def main() -> None:
     parser.add_argument("--api-key", help="API key for that endpoint (backend openai; else the planner's default)")
     parser.add_argument("--limit", type=int, help="evaluate only N cases per suite, spread evenly over it")
     parser.add_argument("--suite", type=Path, action="append",
-                        help="request suite (JSONL), repeatable (default: all four)")
+                        help="request suite (JSONL), repeatable (default: all ten)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = parser.parse_args()
     backends = args.backend or ["embedded"]

@@ -148,6 +148,7 @@ def test_cached_model_runs_without_transformers_and_matches_it(planner):
             assert torch.allclose(got, torch.log_softmax(alone.logits[0].float(), -1), atol=1e-4)
 
 
+@pytest.mark.slow  # ~25-40 s; the logits of both paths are compared in the test above
 def test_router_plans_the_same_with_transformers(planner):
     """The first use of the embedded model (no cached copy yet) runs it through transformers, whose
     candidates are scored as a batch over copies of the cache; the cached copy runs agent/llama.py,

@@ -275,6 +275,7 @@ def test_predictions_do_not_depend_on_batching_by_multiplicity():
 
 # -- ONNX -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # ~20 s; `jetfm export` (tests/test_models.py) runs the same check on two shapes
 def test_onnx_export_matches_pytorch(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -125,7 +125,7 @@ def test_softdrop_mass(physics_sample):
 
 
 def test_same_seed_same_jets_any_workers(tmp_path):
-    config = GenerationConfig(processes=("qcd", "wqq"), n_jets=40, seed=5, jets_per_shard=10)
+    config = GenerationConfig(processes=("qcd", "wqq"), n_jets=20, seed=5, jets_per_shard=5)
     a = generate(config, tmp_path / "a", workers=1, show_progress=False)
     b = generate(config, tmp_path / "b", workers=2, show_progress=False)
     assert [s.n_jets for s in a.shards] == [s.n_jets for s in b.shards]
