@@ -28,7 +28,9 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "describe_dataset": ("describe", "summari", "summary", "overview", "statistics", "stats", "inspect",
                          "how many jets", "average", "on average", "what's in", "what is in", "whats in", "wat's in",
                          "what's inside", "contents of", "class counts", "quantiles", "mean and spread"),
-    "plot_observable": ("plot", "histogram", "draw", "distribution", "spectrum", "spectra"),
+    "plot_observable": ("plot", "histogram", "draw", "distribution", "spectrum", "spectra", "how it's distributed",
+                        "how it is distributed", "how is it distributed", "how they are distributed",
+                        "how are they distributed", "how they're distributed"),
     "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry",
                  "eta-phi plane", "eta-phi map", "in the eta-phi"),
     "generate_dataset": ("generat", "gen ", "simulat", "produce", "producing", "make"),
@@ -44,7 +46,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     # "neighbours of jet 4" asks for a search; "use 25 neighbours" is a kNN setting of another tool
     "search_similar": ("similar", "nearest", "neighbours of", "neighbors of", "neighbour of", "neighbor of",
                        "resembl", "look like", "looks like", "closest"),
-    "search_text": ("find", "search", "look for", "show me", "retrieve", "fetch", "pull up", "pull the", "grab"),
+    "search_text": ("find", "search", "look for", "show me", "retrieve", "fetch", "pull up", "pull the", "pull out",
+                    "grab", "best match", "that match", "which match"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate", "stop that", "stop this",
@@ -75,6 +78,12 @@ _SEPARATOR = re.compile(
 
 # A request's polite lead-in to its action word: "give me a summary", "get us a histogram".
 _ASKING = re.compile(r"(?:give|get|show|tell|send|make|do)\s+(?:me|us)\s+(?:(?:an|a|the|its|their|some)\s+)?", re.I)
+# What may come before an action's word: a lead-in up to a colon and a "first" ("In jetclass_mix: first
+# the 10 jets that best match ...", "I need a baseline to compare against: train a classifier ...").
+_LEAD_IN = re.compile(r"^(?:[^:\n]*:\s+)?(?:first(?:ly)?|to start|to begin)?[\s,]*", re.I)
+# An action named by what it makes, after "and": "the summary table for X and a tau32 histogram as well".
+_PRODUCT = re.compile(r"(?:also\s+)?(?:a|an|the|some)\s+(?:[^\s,;.]+\s+){0,2}?(?:histogram|plot|summary|overview)s?\b",
+                      re.I)
 # A value taken back: "sorry, make that seed 8", "I mean 3e-4".
 _CORRECTING = re.compile(r"(?:(?:sorry|oops|no|wait|actually)[\s,]+)*(?:make (?:that|it)|i mean|i meant|or rather"
                          r"|scratch that|correction)\b", re.I)
@@ -185,7 +194,8 @@ def _pieces(request: str) -> list[tuple[int, int]]:
             continue
         # "... a 3000-jet H->bb sample called hbb3k and a QCD sample called qcd3k": two things made
         lead = _ASKING.match(request, m.end())  # "... and give me a summary of it"
-        if _action_word(request, lead.end() if lead else m.end(), anchored=True) or (
+        starts = _action_word(request, lead.end() if lead else m.end(), anchored=True)
+        if starts or _PRODUCT.match(request, m.end()) or (
                 _NAMED.search(_since_cut(request, cuts, m.start())) and _NAMED.search(_to_cut(request, cuts, m.end()))):
             cuts.append((m.start(), m.end()))
     spans, pos = [], 0
@@ -233,7 +243,8 @@ def action_clauses(request: str) -> list[Clause]:
         if not same and new_sentence and tools == clauses[-1].tools \
                 and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
             clauses.pop()  # the purpose is said again by the action: one clause, the action's
-        if tools and _starts_an_action(_NEGATED.sub(" ", text)) and not same:
+        plain = _NEGATED.sub(" ", text)
+        if tools and (_starts_an_action(plain) or _starts_an_action(_LEAD_IN.sub("", plain))) and not same:
             clauses.append(Clause(start, end, text, tools))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):
             # "..., and a 3000-jet QCD sample called qcd3k": the action before again, on a new target

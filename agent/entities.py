@@ -34,6 +34,9 @@ _NAMING = re.compile(
     r"[\"'`]?([A-Za-z0-9_][\w.\-]*[A-Za-z0-9_]|[A-Za-z0-9])",
     re.IGNORECASE,
 )
+# A name given as a keyword or an option, as pasted from a script: "name='clr-s7'", "--name wz2".
+_ASSIGNED_NAME = re.compile(r"(?:--name[\s=]\s*|\bname\s*=\s*)[\"'`]?"
+                            r"([A-Za-z0-9_][\w.\-]*[A-Za-z0-9_]|[A-Za-z0-9])(?=[\"'`]|\s|,|\)|$)", re.IGNORECASE)
 # Words after "as" that are no name ("as signal", "as a dataset", "as the reference").
 _NOT_NAMES = {
     "a", "an", "the", "signal", "background", "reference", "well", "it", "them", "one", "before", "input", "inputs",
@@ -164,7 +167,8 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         **{_fold(n): ("models", n) for n in context.models},
         **{_fold(n): ("datasets", n) for n in context.datasets},
     }
-    named_new = {m.group(1) for m in _NAMING.finditer(text) if m.group(1).lower() not in _NOT_NAMES}
+    named_new = {m.group(1) for pattern in (_NAMING, _ASSIGNED_NAME) for m in pattern.finditer(text)
+                 if m.group(1).lower() not in _NOT_NAMES}
     masked = text
     for token in NAME_TOKEN.findall(text):
         word = token.removesuffix("'s")
@@ -255,8 +259,10 @@ def off_topic(ent: Entities) -> bool:
 
 _SEARCH_VERB = re.compile(
     r"^\s*(?:(?:please|now|then|also|and|can you|could you|i want to|i'd like to|i would like to)\s+)*"
-    r"(?:find|search(?:\s+for)?|look\s+for|show(?:\s+me)?|retrieve|get(?:\s+me)?|give\s+me|fetch|pull\s+up)"
+    r"(?:find|search(?:\s+for)?|look\s+for|show(?:\s+me)?|retrieve|get(?:\s+me)?|give\s+me|fetch|pull\s+(?:up|out))"
     r"\s+(?:me\s+)?(?:(?:the\s+)?(?:top|best|first)\s+)?", re.I)
+# A phrase in quotes: what to search for, as written ("'" inside a word, "jet's", is no quote).
+_QUOTED = re.compile(r"(?<!\w)[\"'“‘]([^\"'“”‘’]+)[\"'”’](?!\w)")
 # The count of results right after the verb ("find 25 ...", "show me ten ..."); "three-prong" stays.
 _COUNT = re.compile(r"^(?:\d[\d,]*k?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen"
                     r"|twenty|thirty|forty|fifty|a hundred|hundred)\s+(?=\S)", re.I)
@@ -268,6 +274,9 @@ def search_description(ent: Entities) -> str:
     soft-drop mass between 150 and 200 GeV" -> "three-prong jets with soft-drop mass between 150 and
     200 GeV"). A candidate for the query beside the model's own (agent/router.py); "" if nothing is left."""
     text = ent.action_text or ent.request
+    quoted = _QUOTED.findall(text)
+    if len(quoted) == 1 and len(quoted[0].split()) >= 2:  # "the 10 jets that best match 'two-prong H->cc'"
+        return quoted[0].strip()
     for name in (*ent.datasets, *ent.models, *ent.indexes, *ent.paths):
         pattern = rf"(?:\b(?:in|from|of|within|among|inside|over|on|using|with)\s+(?:the\s+)?" \
                   rf"(?:(?:dataset|sample|model|index)\s+)?)?{re.escape(name)}(?![\w.-])"

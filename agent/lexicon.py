@@ -143,10 +143,13 @@ def normalize(text: str, singular: bool = True) -> str:
     t = t.replace("'", "")
     t = re.sub(r"\btau[_{\s]*(\d)\}?\s*/\s*tau[_{\s]*(\d)\}?", r"tau\1\2", t)  # tau_2/tau_1 -> tau21
     t = re.sub(r"\btau[_{\s]*(\d\d)\}?", r"tau\1", t)  # tau_21, tau 21, tau_{21}
+    for digits, spoken in (("21", "two[\\s-]*one"), ("32", "three[\\s-]*two"), ("43", "four[\\s-]*three")):
+        t = re.sub(rf"\btau[\s-]*{spoken}\b", f"tau{digits}", t)  # "the 'tau two-one' thing"
     t = re.sub(r"\b([bcq])[\s-]*\1?[\s-]*bar\b", r"\1\1", t)  # b b-bar, bbbar, b-bbar -> bb
     t = re.sub(r"\b([bcq])\s+\1\b", r"\1\1", t)  # "b b" -> bb
-    t = re.sub(r"\b(h|higgs|z|w|t|top|boson)\s+(?:decaying\s+|decays\s+|going\s+)?(?:to|into)\s+(?=[a-z0-9])",
-               r"\1->", t)
+    # "H to bb", "Higgs-to-cc", "Z decaying into qq"
+    t = re.sub(r"\b(h|higgs|z|w|t|top|boson)[\s-]+(?:decaying[\s-]+|decays[\s-]+|going[\s-]+)?(?:to|into)[\s-]+"
+               r"(?=[a-z0-9])", r"\1->", t)
     t = re.sub(r"\s*->\s*", "->", t)
     lepton = r"(?:\b(?:l|lepton)|\u2113)\s*"
     t = re.sub(rf"{lepton}(?:nu|v|\u03bd)\b\s*(?=q)|{lepton}(?:nu|\u03bd)\b", "lv", t)  # "l nu qq" -> lvqq
@@ -283,6 +286,11 @@ def find_terms(text: str) -> dict[str, list[object]]:
     named = {(f[1], f[2]) for f in found if not f[3]}
     named_vocabs = {v for v, _ in named}
     found = [f for f in found if not f[3] or f[1] not in named_vocabs or (f[1], f[2]) in named]
+    # "the N-subjettiness ratio that tells you if a jet has two prongs": the prongs say which ratio
+    prongs = {v for v, pattern in (("tau21", r"\b(?:two|2)[\s-]*prong"), ("tau32", r"\b(?:three|3)[\s-]*prong"))
+              if re.search(pattern, normalize(text))}
+    if len(prongs) == 1:
+        found = [f for f in found if not (f[3] and f[1] == "observable") or f[2] in prongs]
     t = normalize(text)
     m = _ALL_CLASSES.search(t)
     if m:

@@ -164,6 +164,9 @@ def _quantity(before: str) -> str:
     return "mass" if mass and (not pt or mass[-1] > pt[-1]) else "pt"
 
 
+# A count of one side of a classification task: "6k signal and 6k background", "3000 bkg jets".
+_SIGNAL_OR_BACKGROUND = re.compile(r"\s*(?:jets?\s+)?(?:of\s+)?(?:signal|background|sig|bkg)\b"
+                                   r"(?!\s*(?:labels?|efficiency|eff)\b)")
 # A count per class: "2500 of each", "1000 jets per class", "1k jets of every one of the ten categories".
 _EACH = re.compile(r"\s*(?:jets?\s+|events?\s+)?(?:of\s+each|each|per\s+(?:class|process|category|type|sample)"
                    r"|for\s+each|in\s+each|from\s+each|of\s+every|for\s+every|of\s+all\s+(?:the\s+)?\w+\s+(?:class|categor))\b")
@@ -216,7 +219,8 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
                 role = f"{q}_max"
             else:
                 role = q
-        if role in ("", "jets") and names_class is not None and names_class(" ".join(after.split()[:5])):
+        if role in ("", "jets") and ((names_class is not None and names_class(" ".join(after.split()[:5])))
+                                     or _SIGNAL_OR_BACKGROUND.match(after)):
             role = "jets"
             per_class.append(n)
         out.append(Number(n.value, n.start, n.end, role))

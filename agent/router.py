@@ -40,7 +40,7 @@ from jetfm.agent.callformat import (
     tool_fields,
     value_segments,
 )
-from jetfm.agent.clauses import Clause
+from jetfm.agent.clauses import Clause, tools_of
 from jetfm.agent.context import NeedsAnswer
 from jetfm.agent.entities import Entities, asks_for_an_explanation, extract, off_topic, search_description
 from jetfm.agent.guard import RequestRefused, refusal_reason
@@ -161,7 +161,10 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
         stated |= {f.name for f in fields if f.name == "reference"}
     # Two classes or more named are the classes a classifier separates ("W, Z and light-quark/gluon")
     # or a search keeps ("restrict to H->bb and QCD"); one class alone is usually a tagger's signal.
-    if len(ent.classes) >= 2:
+    # Classes an earlier call of the plan used are that call's ("generate top and QCD jets ... then
+    # fine-tune on them": the sample's classes, not a restriction of the classifier).
+    used_lists = {v for call in done for value in call["args"].values() if isinstance(value, list) for v in value}
+    if len([c for c in ent.classes if c not in used_lists]) >= 2:
         stated |= {f.name for f in fields if f.kind == "enum_list" and f.name in ("classes", "labels")}
     if ent.classes and _SIGNAL.search(ent.action_text or ent.request):  # "with hbb as signal"
         stated |= {f.name for f in fields if f.name == "signal"}
@@ -442,6 +445,10 @@ class Router:
             # (a job's verbs name their action outright: "abort that pretraining run" cancels a job)
             head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) else CLAUSE_PRIOR
             prior = [head if n in ent.clauses[0].tools else 0.0 for n in names]
+        elif done and len(ent.clauses) <= 1 and set(tools_of(ent.request)) <= {c["tool"] for c in done}:
+            # one action, and every tool its words name has had its call ("the per-class summary stats
+            # for wz_boosted" asked for no histogram): ending gets the head start
+            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]
         elif not done and not ent.clauses and ent.repeat and context.previous:
             # "now do the same for Z bosons", "repeat that with 30 neighbours": the previous turn's action
             before = {c.get("tool") for c in context.previous}

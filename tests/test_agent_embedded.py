@@ -45,6 +45,17 @@ def test_embedded_model_uses_known_names_and_valid_arguments(planner, tmp_path, 
     assert calls == [{"tool": "plot_observable", "args": {"dataset": "run2", "observable": "sdmass"}}]
 
 
+def test_one_action_ends_once_every_tool_it_names_has_run(planner):
+    """A statistics request that mentions classes asks for no histogram; a ratio asked for by its
+    spoken name and its prongs is one plot, not one per N-subjettiness ratio."""
+    ctx = PlanContext(datasets=["tq5k", "run2"])
+    assert planner.plan("need the class-by-class statistics (averages, spreads) of run2 for tomorrow", ctx) == [
+        {"tool": "describe_dataset", "args": {"dataset": "run2"}}]
+    calls = planner.plan("the tau three-two thing, the N-subjettiness ratio for three prongs: how is it "
+                         "distributed in tq5k?", ctx)
+    assert [(c["tool"], c["args"].get("observable")) for c in calls] == [("plot_observable", "tau32")]
+
+
 def test_embedded_model_follows_the_conversation_and_asks_back(planner):
     from jetfm.agent.context import after_turn
 

@@ -71,6 +71,11 @@ def values(request: str, context: PlanContext, tool: str, name: str, args: dict 
         ("a kNN outlier search", "anomaly_method", ["knn"]),
         ("all classes lumped together", "by_label", [False]),
         ("which backbones do I have", "artifact_kind", ["model"]),
+        # hyphenated decays, ratios spoken in words, and prongs that say which ratio is meant
+        ("keep the Z-to-qq and Higgs-to-cc jets", "class", ["zqq", "hcc"]),
+        ("histogram tau three-two", "observable", ["tau32"]),
+        ("the N-subjettiness ratio that picks out three-prong jets", "observable", ["tau32"]),
+        ("the N-subjettiness ratio", "observable", ["tau21", "tau32"]),
     ],
 )
 def test_lexicon_reads_physics_words(text, vocab, expected):
@@ -241,6 +246,9 @@ def test_a_jet_named_by_its_place_counts_from_one_and_replaces_the_last_turns():
         ("1024 jets per batch", [(1024, "batch_size")]),
         ("which one is heavier", []),
         ("keeping only jets with mass 100\u2013150 GeV", [(100, "mass_min"), (150, "mass_max")]),  # an en dash
+        # the two sides of a task are counts whose total is the sample; "signal labels" count no jets
+        ("4k sig jets plus 4k bkg", [(4000, "jets"), (4000, "jets"), (8000, "jets_total")]),
+        ("with 300 signal labels", [(300, "")]),
     ],
 )
 def test_number_words_and_what_they_count(text, expected):

@@ -34,6 +34,13 @@ CTX = PlanContext(datasets=["wz_mix", "qcd_bg", "tt_sample"], models=["clr_tiny"
         ("As a no-pretraining baseline, train a tiny transformer from scratch on wz_mix to separate W from Z",
          [("finetune",)]),
         ("is that finished yet?", [("job_status",)]),
+        # an action named by its product after "and"; a lead-in up to a colon; "pull out" is a search
+        ("Summarise qcd_bg \u2014 and a mass histogram too, if it's no trouble",
+         [("describe_dataset",), ("plot_observable",)]),
+        ("For tt_sample: first a short overview, after that the eta distribution",
+         [("describe_dataset",), ("plot_observable",)]),
+        ("what I'd like is this: fit a linear probe of clr_tiny on wz_mix", [("finetune",)]),
+        ("index wz_mix, then pull out the 8 jets closest to jet 3", [("build_index",), ("search_similar",)]),
     ],
 )
 def test_actions_are_found_in_order(request_: str, tools: list[tuple[str, ...]]) -> None:
@@ -319,6 +326,8 @@ def test_that_one_is_the_jet_the_previous_turn_showed() -> None:
         ("please show me ten jets with mass above 150 GeV from qcd_bg, thanks", "jets with mass above 150 GeV"),
         ("search wz_mix for two-prong jets near the W mass", "two-prong jets near the W mass"),
         ("find top", ""),  # nothing worth a candidate: the model writes the query
+        # one phrase in quotes is what to look for, as written
+        ("in qcd_bg, the 5 jets that best match \"fat jets with a hard core\"", "fat jets with a hard core"),
     ],
 )
 def test_a_search_query_candidate_keeps_the_requests_words(request_: str, described: str) -> None:
@@ -326,6 +335,13 @@ def test_a_search_query_candidate_keeps_the_requests_words(request_: str, descri
 
     ent = extract(request_, CTX)
     assert search_description(ent.within(ent.clauses[0])) == described
+
+
+def test_a_name_pasted_as_a_keyword_or_an_option_is_the_new_name() -> None:
+    for request_ in ("finetune(dataset='wz_mix', mode='full', name=\"wz-full-2\")",
+                     "jetfm finetune --dataset wz_mix --mode full --name wz-full-2"):
+        assert extract(request_, CTX).new_names == ["wz-full-2"]
+    assert extract("what name should the wz_mix tagger get?", CTX).new_names == []
 
 
 def test_counts_of_jet_parts_are_no_counts_of_jets() -> None:
