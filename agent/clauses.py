@@ -37,8 +37,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
     "pretrain": ("pretrain", "pre-train", "pre train"),
     "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",
-                 "train a linear", "probe", "from scratch", "to separate", "to distinguish", "to discriminate",
-                 "tell apart", "from random init", "randomly initiali", "from random weights"),
+                 "train a linear", "probe", "from scratch", "from-scratch", "to separate", "to distinguish",
+                 "to discriminate", "tell apart", "from random init", "randomly initiali", "from random weights"),
     "evaluate": ("evaluat", "test it", "test the", "benchmark", "measure the auc", "roc curve", "what auc",
                  "score it"),
     "embed": ("embed",),
@@ -177,13 +177,20 @@ def _action_pattern() -> re.Pattern[str]:
 
 
 # An action named to say it is not wanted: "a no-pretraining baseline", "without fine-tuning".
-_NEGATED = re.compile(r"\b(?:no|without|non|not|skip(?:ping)?(?: the)?)[\s-]+(?:pre-?train|fine-?tun|embed)\w*", re.I)
+_NEGATED = re.compile(r"\b(?:no|without|non|not|skip(?:ping)?)(?:[\s-]+(?:any|the|a|an))?[\s-]+"
+                      r"(?:pre-?train|fine-?tun|embed)\w*", re.I)
 
 
-def tools_of(text: str) -> tuple[str, ...]:
-    """The tools whose action words ``text`` holds (not those it negates)."""
+def tools_of(text: str, negated: bool = False) -> tuple[str, ...]:
+    """The tools whose action words ``text`` holds (not those it negates); with ``negated``, the
+    tools it names only to say they are not wanted ("a baseline with no pretrained weights")."""
     low = _NEGATED.sub(" ", text.lower())
-    return tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
+    named = tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
+    if not negated:
+        return named
+    refused = " ".join(m.group(0) for m in _NEGATED.finditer(text.lower()))
+    return tuple(t for t, words in ACTION_WORDS.items()
+                 if t not in named and any(re.search(r"\b" + re.escape(w), refused) for w in words))
 
 
 def _pieces(request: str) -> list[tuple[int, int]]:

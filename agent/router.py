@@ -453,6 +453,12 @@ class Router:
             # "now do the same for Z bosons", "repeat that with 30 neighbours": the previous turn's action
             before = {c.get("tool") for c in context.previous}
             prior = [CLAUSE_PRIOR if n in before else 0.0 for n in names]
+        refused = tools_of(ent.request, negated=True)
+        if refused and not done:
+            # "the from-scratch baseline, no pretrained weights at all": a tool named only to say it is
+            # not wanted loses the head start an action gets
+            base = prior or [0.0] * len(names)
+            prior = [p - (CLAUSE_PRIOR if n in refused else 0.0) for p, n in zip(base, names)]
         target = None if clause is not None else next_target(ent, done)
         if target is not None:
             # "embed tq5k and run2 with it", "cancel job-1 and job-2": one action on several named

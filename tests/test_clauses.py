@@ -337,6 +337,15 @@ def test_a_search_query_candidate_keeps_the_requests_words(request_: str, descri
     assert search_description(ent.within(ent.clauses[0])) == described
 
 
+def test_a_tool_named_only_to_refuse_it_is_told_apart() -> None:
+    from jetfm.agent.clauses import tools_of
+
+    request_ = "a from-scratch tagger on wz_mix, so without any pretraining, 2k steps"
+    assert tools_of(request_) == ("finetune",) and tools_of(request_, negated=True) == ("pretrain",)
+    # named once refused and once wanted: wanted
+    assert tools_of("pretrain on qcd_bg, then a finetune with no pretraining", negated=True) == ()
+
+
 def test_a_name_pasted_as_a_keyword_or_an_option_is_the_new_name() -> None:
     for request_ in ("finetune(dataset='wz_mix', mode='full', name=\"wz-full-2\")",
                      "jetfm finetune --dataset wz_mix --mode full --name wz-full-2"):
