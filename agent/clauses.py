@@ -184,13 +184,15 @@ _NEGATED = re.compile(r"\b(?:no|without|non|not|skip(?:ping)?)(?:[\s-]+(?:any|th
 def tools_of(text: str, negated: bool = False) -> tuple[str, ...]:
     """The tools whose action words ``text`` holds (not those it negates); with ``negated``, the
     tools it names only to say they are not wanted ("a baseline with no pretrained weights")."""
-    low = _NEGATED.sub(" ", text.lower())
-    named = tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
+    low = text.lower()
+    named = _named_tools(_NEGATED.sub(" ", low))
     if not negated:
         return named
-    refused = " ".join(m.group(0) for m in _NEGATED.finditer(text.lower()))
-    return tuple(t for t, words in ACTION_WORDS.items()
-                 if t not in named and any(re.search(r"\b" + re.escape(w), refused) for w in words))
+    return tuple(t for t in _named_tools(" ".join(m.group(0) for m in _NEGATED.finditer(low))) if t not in named)
+
+
+def _named_tools(low: str) -> tuple[str, ...]:
+    return tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
 
 
 def _pieces(request: str) -> list[tuple[int, int]]:

@@ -286,12 +286,12 @@ def find_terms(text: str) -> dict[str, list[object]]:
     named = {(f[1], f[2]) for f in found if not f[3]}
     named_vocabs = {v for v, _ in named}
     found = [f for f in found if not f[3] or f[1] not in named_vocabs or (f[1], f[2]) in named]
+    t = normalize(text)
     # "the N-subjettiness ratio that tells you if a jet has two prongs": the prongs say which ratio
     prongs = {v for v, pattern in (("tau21", r"\b(?:two|2)[\s-]*prong"), ("tau32", r"\b(?:three|3)[\s-]*prong"))
-              if re.search(pattern, normalize(text))}
+              if re.search(pattern, t)}
     if len(prongs) == 1:
         found = [f for f in found if not (f[3] and f[1] == "observable") or f[2] in prongs]
-    t = normalize(text)
     m = _ALL_CLASSES.search(t)
     if m:
         n = m.group(1)

@@ -13,7 +13,10 @@ from jetfm.backbone.data.schema import PROCESSES, TREE_NAME
 
 N_PER_PROCESS = 200
 # The physics tests' thresholds must hold for any seed: JETFM_TEST_SEED=12 pytest reruns them on other jets.
-PHYSICS_SEED = int(os.environ.get("JETFM_TEST_SEED", "11"))
+_SEED = os.environ.get("JETFM_TEST_SEED", "11")
+if not _SEED.isdigit():
+    raise pytest.UsageError(f"JETFM_TEST_SEED={_SEED!r}: give a non-negative integer seed, e.g. JETFM_TEST_SEED=12")
+PHYSICS_SEED = int(_SEED)
 
 
 def read_jets(path) -> ak.Array:
