@@ -45,7 +45,7 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "build_index": ("index", "faiss", "hnsw", "ivf", "product-quanti", "product quanti"),  # see NAMING_WORDS
     # "neighbours of jet 4" asks for a search; "use 25 neighbours" is a kNN setting of another tool
     "search_similar": ("similar", "nearest", "neighbours of", "neighbors of", "neighbour of", "neighbor of",
-                       "resembl", "look like", "looks like", "closest"),
+                       "resembl", "look like", "looks like", "looking like", "closest"),
     "search_text": ("find", "search", "look for", "show me", "retrieve", "fetch", "pull up", "pull the", "pull out",
                     "grab", "best match", "that match", "which match"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
@@ -105,6 +105,11 @@ _ONE_JET = re.compile(r"\b(?:jets?|entry|entries|events?)\s*(?:number\s*|no\.\s*
 _THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # with "similar to": a jet
 _LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
 _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
+# Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
+_LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
+# "show me jets with mass above 100 GeV", "show five jets that ...": jets to find, no display of one.
+_SHOW_JETS = re.compile(rf"\b(?:show|display)\s+(?:me\s+|us\s+)?(?:(?:the\s+)?(?:\d+|{_NUMBER_WORD}|a\s+few|some)\s+)?"
+                        r"(?:\w+\s+)?jets\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
 _EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b", re.I)
 # An index named as what an action uses, not as something to build.
@@ -147,9 +152,10 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     if "search_similar" in tools and not one_jet and set(tools) <= {"search_similar", "search_text"} \
             and _INDEX_KIND.search(text):
         tools = ["build_index"]  # "nearest-neighbour search on mix10 using an HNSW graph": build that index
-    if "search_similar" in tools and not one_jet and "search_text" in tools:
-        tools.remove("search_similar")
-    if "show_jet" in tools and not one_jet and re.search(r"\b(?:show|display)\s+(?:me\s+)?jets\b", text, re.I):
+    if "search_similar" in tools and not one_jet and ("search_text" in tools or _LOOK_LIKE.search(text)):
+        tools.remove("search_similar")  # "jets that look like H to b b-bar": a description to search for
+        tools += [] if "search_text" in tools else ["search_text"]
+    if "show_jet" in tools and not one_jet and _SHOW_JETS.search(text):
         tools.remove("show_jet")  # "show me jets with mass above 100 GeV": jets to find, no display of one
         tools += [] if "search_text" in tools else ["search_text"]
     shown = _SHOW_WHAT.search(text)

@@ -96,15 +96,17 @@ class Entities:
         anaphora = bool(ANAPHORA.search(clause.text))
         named: dict[str, list[str]] = {}
         earlier: dict[str, list[str]] = {}
+        # "embed qcd_mc first, then scan run2 against qcd_mc": qcd_mc is the reference of the scan only
+        references = [n for n in self.references if _fold(n) not in words or _as_reference(n, clause.text)]
         for kind in ("datasets", "models", "indexes", "jobs", "new_names", "words", "by_class", "references"):
-            every = getattr(self, kind)
+            every = references if kind == "references" else getattr(self, kind)
             here = [n for n in every if _fold(n) in words]
             # An action that names none and points back ("plot its mass", "embed them") means what the
             # plan made or else what an earlier action named (`earlier`); without a back-reference it
             # may use whatever the request names. A new name belongs to the action that gives it.
             named[kind] = here if here or anaphora or kind == "new_names" else every
             # ("scan it against qcd_ref": the reference is named here, what "it" is was named before)
-            own = [n for n in here if kind != "datasets" or n not in self.references]
+            own = [n for n in here if kind != "datasets" or n not in references]
             earlier[kind] = [n for n in every if _fold(n) in before] if anaphora and not own else []
         numbers = [n for n in self.numbers if clause.start <= n.start < clause.end]
         text = clause.text

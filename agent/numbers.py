@@ -167,9 +167,10 @@ def _quantity(before: str) -> str:
 # A count of one side of a classification task: "6k signal and 6k background", "3000 bkg jets".
 _SIGNAL_OR_BACKGROUND = re.compile(r"\s*(?:jets?\s+)?(?:of\s+)?(?:signal|background|sig|bkg)\b"
                                    r"(?!\s*(?:labels?|efficiency|eff)\b)")
-# A count per class: "2500 of each", "1000 jets per class", "1k jets of every one of the ten categories".
-_EACH = re.compile(r"\s*(?:jets?\s+|events?\s+)?(?:of\s+each|each|per\s+(?:class|process|category|type|sample)"
-                   r"|for\s+each|in\s+each|from\s+each|of\s+every|for\s+every|of\s+all\s+(?:the\s+)?\w+\s+(?:class|categor))\b")
+# A count per class: "2500 of each", "1000 jets per class", "3k/class", "2k apiece", "1k jets of every
+# one of the ten categories".
+_EACH = re.compile(r"\s*(?:jets?\s+|events?\s+)?(?:of\s+each|each|apiece"
+                   r"|(?:per[\s-]+|/\s*|a\s+)(?:class|process|category|type|sample)|for\s+each|in\s+each|from\s+each|of\s+every|for\s+every|of\s+all\s+(?:the\s+)?\w+\s+(?:class|categor))\b")
 
 
 def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n_classes: int = 0) -> list[Number]:

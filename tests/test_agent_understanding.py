@@ -118,6 +118,11 @@ def test_numbers_know_what_they_count():
     assert [(n.value, n.role) for n in ent.numbers] == [(2500, "jets"), (10000, "jets_total")]
     ent = extract("simulate 1000 jets of every one of the ten JetClass categories", C1)
     assert len(ent.classes) == 10 and (10000, "jets_total") in [(n.value, n.role) for n in ent.numbers]
+    for text in ("W and Z jets, 1.5k/process", "2k apiece of W and Z", "W and Z, 1500 a class, seed 4",
+                 "W plus Z with 1500 per-class"):
+        ent = extract(text, C1)
+        roles_ = {n.role: n.value for n in ent.numbers}
+        assert ent.classes == ["wqq", "zqq"] and roles_["jets_total"] == 2 * roles_["jets"], text
 
 
 def test_a_number_goes_only_where_its_words_fit():
@@ -516,6 +521,12 @@ def test_a_dataset_named_as_the_reference_is_not_the_one_scanned():
     ent = extract("describe hbb_test, then plot the mass of that same sample", C1)
     plot = ent.within(ent.clauses[1])
     assert plot.earlier["datasets"] == ["hbb_test"] and _SAME_DATA.search(plot.action_text)
+    # a dataset is the reference only of the action that names it so ("embed qcd_ref first, then scan
+    # hbb_test against qcd_ref": the embedding is of qcd_ref)
+    ent = extract("first embed qcd_ref; when it's done, scan hbb_test relative to qcd_ref", C1)
+    embed, scan = (ent.within(c) for c in ent.clauses)
+    assert embed.references == [] and embed.datasets == ["qcd_ref"]
+    assert scan.references == ["qcd_ref"] and "hbb_test" in scan.datasets
 
 
 # --- rules from the fifth blind suite's misses (model-free) -----------------------------------------

@@ -258,6 +258,8 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         ("train a tiny tagger from random init on wz_mix", ("finetune",)),
         # "look like" with no jet: a description to search for
         ("find jets that look like a boosted W in wz_mix", ("search_text",)),
+        ("give me 20 jets looking like a hadronic top from wz_mix", ("search_text",)),
+        ("display three jets resembling a Higgs to charm pair", ("search_text",)),
         # a generic verb gives way to a specific action word
         ("find the weirdest jets in tt_sample compared to qcd_bg", ("anomaly_scan",)),
         ("what's the average number of constituents per jet in qcd_bg?", ("describe_dataset",)),
@@ -270,6 +272,7 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         # "show me" a quantity is a distribution to look at; "show me jets with ..." a search, no display
         ("then show me their soft-drop mass", ("plot_observable",)),
         ("show me jets with mass above 100 GeV in wz_mix", ("search_text",)),
+        ("show me ten jets of wz_mix with tau21 under 0.4", ("search_text",)),
     ],
 )
 def test_proposed_tools_are_specific(request_: str, tools: tuple[str, ...]) -> None:
