@@ -18,6 +18,7 @@ from functools import lru_cache
 from jetfm.agent.clauses import ACTION_WORDS, STARTING_WORDS
 from jetfm.agent.lexicon import VOCABULARIES, class_phrases
 from jetfm.agent.numbers import NUMBER_WORDS
+from jetfm.slips import slip_of
 
 MIN_LENGTH = 6
 # Words of requests that name an argument or what it counts, besides the action words and the lexicon.
@@ -54,18 +55,6 @@ def _targets() -> frozenset[str]:
     return frozenset(w for w in vocab if w in whole or not any(v != w and v.startswith(w) for v in vocab))
 
 
-def _slip(typed: str, word: str) -> bool:
-    """Whether ``typed`` is ``word`` with one letter dropped or two neighbouring letters swapped."""
-    if len(typed) == len(word):
-        diff = [i for i in range(len(word)) if typed[i] != word[i]]
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == word[diff[1]] \
-            and typed[diff[1]] == word[diff[0]]
-    if len(typed) != len(word) - 1:
-        return False
-    i = next((k for k in range(len(typed)) if typed[k] != word[k]), len(typed))
-    return typed[i:] == word[i + 1 :]
-
-
 def _known(word: str, vocab: frozenset[str]) -> bool:
     """In the vocabulary, or one of its words with an ending ("generated", "plots", "summaries")."""
     if word in vocab:
@@ -84,8 +73,7 @@ def correction(word: str) -> str | None:
     vocab = vocabulary()
     if len(low) < MIN_LENGTH or _known(low, vocab):
         return None
-    matches = {v for v in _targets() if v[0] == low[0] and _slip(low, v)}
-    return matches.pop() if len(matches) == 1 else None
+    return slip_of(low, _targets())
 
 
 _TOKEN = re.compile(r"(?<![\w\-./\\])[A-Za-z]+(?![\w\-./\\]|'\w)")

@@ -35,10 +35,12 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from jetfm.backbone.data.classes import JET_CLASSES, PROCESSES
 from jetfm.retrieval.captions import FOUR_PRONG_TAU43, THREE_PRONG_TAU32, TWO_PRONG_TAU21
 from jetfm.retrieval.index import JetFilter
+from jetfm.slips import slip_of, vocabulary_words
 
 # How each observable is written in results, and its unit.
 OBSERVABLES: dict[str, tuple[str, str]] = {
@@ -215,6 +217,9 @@ _CLASS_BY_PHRASE: dict[str, frozenset[str]] = {}
 for _phrase, _classes in CLASS_VOCABULARY:
     _CLASS_BY_PHRASE[_canonical(_phrase)] = _CLASS_BY_PHRASE.get(_canonical(_phrase), frozenset()) | _classes
 NOMINAL_MASS = {c.name: c.nominal_mass for c in JET_CLASSES}
+# GeV values with no observable named, within this fraction of the nominal mass of a class the
+# query names, are that jet's mass ("W jets near 85 GeV"); others are a pT ("tops above 500 GeV").
+CLASS_MASS_SPAN = 0.3
 
 
 def _class_pattern() -> str:
@@ -708,6 +713,10 @@ class _Parser:
             elif previous is not None and previous.observable and all(
                     t.text.lower() in _CONNECTIVES for t in gap) and self.compatible(previous.observable, condition):
                 condition.observable = previous.observable
+            elif condition.unit is not None and (near := self.class_mass_near(condition)) is not None:
+                condition.observable = "mass"  # "hadronic tops around 175 GeV": the top's mass, not its pT
+                condition.notes.append(f"no observable named next to it: GeV near the {near} mass taken as the "
+                                       "jet mass")
             elif condition.unit is not None:
                 condition.observable = "pt"
                 condition.notes.append("no observable named next to it: GeV taken as pT")
@@ -718,6 +727,19 @@ class _Parser:
                                   "(mass, pT, eta, tau21, constituents, ...), so it is not applied")
             boundary = condition.end
             previous = condition
+
+    def class_mass_near(self, condition: _Condition) -> str | None:
+        """The class the query names whose nominal mass every value of ``condition`` lies near (within
+        :data:`CLASS_MASS_SPAN` of it), or None: such GeV values are a mass, not a pT."""
+        values = [v * (condition.unit or 1.0) for v in condition.values]
+        for token in self.tokens:
+            if token.kind != "class":
+                continue
+            for name in sorted(token.value, key=PROCESSES.index):
+                nominal = NOMINAL_MASS.get(name)
+                if nominal and values and all(abs(v - nominal) <= CLASS_MASS_SPAN * nominal for v in values):
+                    return name
+        return None
 
     def share_with_next(self, condition: _Condition) -> None:
         """"more than 50 but fewer than 80 constituents": the next condition names the observable."""
@@ -806,9 +828,39 @@ class _Parser:
                                               key=PROCESSES.index)), negated))
 
 
+# Typing slips in the parser's own words ("arund 175 GeV", "heavir than"): read as the word, and said
+# in a note. Words of fewer letters stay as typed: a slip there mostly makes another word.
+SLIP_MIN_LENGTH = 5
+_WORD = re.compile(r"(?<![\w\-./])[A-Za-z]+(?![\w\-./])")
+
+
+@lru_cache(maxsize=1)
+def _own_words() -> frozenset[str]:
+    patterns = [p for p, _, _ in _CMP_WORDS] + [p for p, _ in _OBS_WORDS] + [*_TRAILING_LOWER, *_TRAILING_UPPER]
+    return vocabulary_words(patterns, SLIP_MIN_LENGTH)
+
+
+def _without_slips(text: str) -> tuple[str, list[str]]:
+    notes: list[str] = []
+
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if len(word) < SLIP_MIN_LENGTH or word.lower() in _own_words():
+            return word
+        meant = slip_of(word, _own_words())
+        if meant is None:
+            return word
+        notes.append(f"read {word!r} as {meant!r}")
+        return meant
+
+    return _WORD.sub(fix, text), notes
+
+
 def parse_query(text: str) -> ParsedQuery:
     """The explicit conditions of a text query (see the module docstring)."""
-    return _Parser(text).run()
+    fixed, slips = _without_slips(text)
+    parsed = _Parser(fixed).run()
+    return replace(parsed, notes=(*slips, *parsed.notes)) if slips else parsed
 
 
 def tool_cuts(mass_min: float | None = None, mass_max: float | None = None) -> list[Cut]:

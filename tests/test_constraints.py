@@ -123,6 +123,35 @@ def test_a_particles_mass_is_compared_with_the_jets_mass():
     assert parse_query("pT around the top mass").windows().keys() == {"pt"}  # a named observable wins
 
 
+@pytest.mark.parametrize(("text", "window"), [
+    ("boosted W's at roughly 82 GeV", {"mass": (72.0, 92.0)}),
+    ("H->cc candidates from 110 to 140 GeV", {"mass": (110.0, 140.0)}),
+    ("hadronic top jets above 450 GeV", {"pt": (math.nextafter(450.0, math.inf), math.inf)}),  # far from 173: pT
+    ("QCD jets near 90 GeV", {"pt": (70.0, 110.0)}),  # QCD has no mass of its own
+])
+def test_gev_without_an_observable_near_a_named_class_mass_is_the_jet_mass(text, window):
+    parsed = parse_query(text)
+    assert parsed.windows() == {k: (pytest.approx(lo), pytest.approx(hi)) for k, (lo, hi) in window.items()}
+    assert any(("mass" if "mass" in window else "pT") in note for cut in parsed.cuts for note in [cut.describe()])
+
+
+@pytest.mark.parametrize(("text", "typed", "meant", "window"), [
+    ("groomed mass abvoe 60 GeV", "abvoe", "above", {"sdmass": (math.nextafter(60.0, math.inf), math.inf)}),
+    ("lihgter than 50 GeV", "lihgter", "lighter", {"mass": (-math.inf, math.nextafter(50.0, -math.inf))}),
+    ("tau32 bleow 0.5", "bleow", "below", {"tau32": (-math.inf, math.nextafter(0.5, -math.inf))}),
+    ("mass betwen 60 and 100 GeV", "betwen", "between", {"mass": (60.0, 100.0)}),
+])
+def test_typing_slips_in_comparison_words_are_read_and_said(text, typed, meant, window):
+    parsed = parse_query(text)
+    assert parsed.windows() == window
+    assert f"read {typed!r} as {meant!r}" in parsed.notes
+
+
+def test_words_that_are_no_slips_stay_as_written():
+    for text in ("a round jet with mass above 100 GeV", "jets from the hbb_belwo sample", "beyond 200 GeV"):
+        assert not any(n.startswith("read ") for n in parse_query(text).notes), text
+
+
 # ------------------------------------------------------------------------------ exact filtering
 
 
