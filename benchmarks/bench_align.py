@@ -31,6 +31,10 @@ was *not* trained on (seed >= 9000), made with the aligner's backbone; ALIGNER a
   the parser, the first set or these results), scored the same way (``search_fresh``). Its
   paraphrases may state a prong count in words (a condition the parser applies) but no class word
   and no number.
+- A third query set (``tests/data/search_queries_blind2.jsonl``, 60 queries, same split and rules),
+  written by another helper from a prompt that gave only the class list, the observables' ranges
+  and the relevance format (it read no file of the repository), scored the same way
+  (``search_blind2``).
 
 Results: benchmarks/results/align.json (``--out``) and align.png.
 """
@@ -63,6 +67,7 @@ from jetfm.retrieval.query import run_query  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 QUERIES = Path(__file__).resolve().parents[1] / "tests" / "data" / "search_queries.jsonl"
 FRESH_QUERIES = QUERIES.with_name("search_queries_fresh.jsonl")
+BLIND2_QUERIES = QUERIES.with_name("search_queries_blind2.jsonl")
 KS = (1, 5, 10)
 DUPLICATE_JACCARD = 0.5
 UNRELATED = ("a recipe for chocolate cake", "the stock market fell sharply today", "my cat sleeps on the sofa")
@@ -314,6 +319,7 @@ def run(embeddings_path: Path, aligner_path: Path, limit: int | None, recall_jet
     queries = load_queries()
     search = query_benchmark(aligner, index, queries, plain)
     search_fresh = query_benchmark(aligner, index, load_queries(FRESH_QUERIES), plain)
+    search_blind2 = query_benchmark(aligner, index, load_queries(BLIND2_QUERIES), plain)
 
     half = rng.permutation(len(rows))
     probe_rows, test_rows = np.sort(half[: len(half) // 2]), np.sort(half[len(half) // 2:])
@@ -329,6 +335,7 @@ def run(embeddings_path: Path, aligner_path: Path, limit: int | None, recall_jet
         "per_class": {p: int((labels == i).sum()) for i, p in enumerate(PROCESSES)},
         "search": search,
         "search_fresh": search_fresh,
+        "search_blind2": search_blind2,
         "within_class": within_class(aligner, index),
         "captions": caption_controls(aligner, jets[test_rows], test_meta, recall_jets, seed),
         "zero_shot": {
@@ -383,7 +390,8 @@ def main() -> None:
     write_json(args.out, result)
     plot(result, args.out.with_suffix(".png"))
     plot(result, args.out.with_name(args.out.stem + "_fresh.png"), "search_fresh")
-    for key in ("search", "search_fresh"):
+    plot(result, args.out.with_name(args.out.stem + "_blind2.png"), "search_blind2")
+    for key in ("search", "search_fresh", "search_blind2"):
         print(key, json.dumps({k: result[key][k] for k in ("explicit", "paraphrase", "goals")}, indent=2))
     print(json.dumps({k: result[k] for k in ("within_class", "zero_shot", "describe_jet")}, indent=2))
     print(json.dumps(result["captions"]["shuffled_numbers"], indent=2), result["captions"]["recall"])
