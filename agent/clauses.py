@@ -105,13 +105,20 @@ _ONE_JET = re.compile(r"\b(?:jets?|entry|entries|events?)\s*(?:number\s*|no\.\s*
 _THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # with "similar to": a jet
 _LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
 _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
+_MAKE = re.compile(r"\bmake\b", re.I)
+# An option ruled out: "a flat index is out of the question", "brute force is not an option".
+_RULED_OUT = re.compile(r"\b(?:is|are)\s+(?:out of the question|not an option|off the table|not wanted)\b", re.I)
+# What the user says they do themselves: "I'll make the plots myself", "we can embed it ourselves".
+_DONE_MYSELF = re.compile(r"\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall|'m going to|\s+am going to"
+                          r"|'re going to|\s+are going to)\b[^.;!?]*\b(?:myself|ourselves)\b", re.I)
 # Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
 _LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
 # "show me jets with mass above 100 GeV", "show five jets that ...": jets to find, no display of one.
 _SHOW_JETS = re.compile(rf"\b(?:show|display)\s+(?:me\s+|us\s+)?(?:(?:the\s+)?(?:\d+|{_NUMBER_WORD}|a\s+few|some)\s+)?"
                         r"(?:\w+\s+)?jets\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
-_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b", re.I)
+_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b"
+                              r"|\bembeddings\s+(?:from|by|made\s+(?:with|by)|computed\s+(?:with|by))\b", re.I)
 # An index named as what an action uses, not as something to build.
 _INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+|that\s+|this\s+|my\s+|our\s+|its\s+)?"
                          r"(?:same\s+)?(?:[\w.-]*[\d_][\w.-]*\s+)?(?:faiss\s+)?index\b", re.I)
@@ -132,6 +139,10 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     like" without one ("jets that look like a boosted W") describes jets for a text search; a
     generic verb gives way to a specific action word ("find the weirdest jets": a scan)."""
     tools = list(tools_of(text))
+    for not_asked in (_DONE_MYSELF.search(text), _RULED_OUT.search(text)):
+        if not_asked is not None:  # "I'll make the plots myself", "a flat index is out of the question"
+            after = tools_of(text[not_asked.end() :])
+            tools = [t for t in tools if t not in tools_of(text[: not_asked.end()]) or t in after]
     if "scratch" in find_terms(text).get("mode", []) and "finetune" not in tools:
         tools.append("finetune")  # "a tiny tagger from random init": a classifier trained from scratch
     for owner in ("cancel_job", "job_status"):  # "abort that pretraining run": the run is what is cancelled
@@ -147,8 +158,10 @@ def proposed_tools(text: str) -> tuple[str, ...]:
         tools.append("show_jet")
     if one_jet and "show_jet" in tools and "plot_observable" in tools:
         tools.remove("plot_observable")  # "draw jet number 42": the display of that jet, not a histogram
-    if "embed" in tools and len(tools) > 1 and not re.search(r"\bembed", _EMBEDDINGS_USED.sub(" ", text), re.I):
-        tools.remove("embed")
+    if "embed" in tools and not re.search(r"\bembed", _EMBEDDINGS_USED.sub(" ", text), re.I):
+        tools.remove("embed")  # "..., with embeddings from clr-small": what another action uses
+    if "generate_dataset" in tools and len(tools) > 1 and "generate_dataset" not in tools_of(_MAKE.sub(" ", text)):
+        tools.remove("generate_dataset")  # "make it an IVF-PQ one", "make a plot": "make" yields to the tool
     if "search_similar" in tools and not one_jet and set(tools) <= {"search_similar", "search_text"} \
             and _INDEX_KIND.search(text):
         tools = ["build_index"]  # "nearest-neighbour search on mix10 using an HNSW graph": build that index
@@ -184,7 +197,7 @@ def _action_pattern() -> re.Pattern[str]:
 
 # An action named to say it is not wanted: "a no-pretraining baseline", "without fine-tuning".
 _NEGATED = re.compile(r"\b(?:no|without|non|not|skip(?:ping)?)(?:[\s-]+(?:any|the|a|an))?[\s-]+"
-                      r"(?:pre-?train|fine-?tun|embed)\w*", re.I)
+                      rf"(?:pre-?train|fine-?tun|embed|{'|'.join(ACTION_WORDS)})\w*", re.I)
 
 
 def tools_of(text: str, negated: bool = False) -> tuple[str, ...]:
@@ -194,11 +207,16 @@ def tools_of(text: str, negated: bool = False) -> tuple[str, ...]:
     named = _named_tools(_NEGATED.sub(" ", low))
     if not negated:
         return named
-    return tuple(t for t in _named_tools(" ".join(m.group(0) for m in _NEGATED.finditer(low))) if t not in named)
+    refused = " ".join(m.group(0) for m in _NEGATED.finditer(low))
+    # a tool refused by its own name ("no search_similar") stays refused whatever else names it
+    by_name = {t for t in ACTION_WORDS if re.search(rf"(?<![\w-]){t}(?![\w-])", refused)}
+    return tuple(t for t in _named_tools(refused) if t not in named or t in by_name)
 
 
 def _named_tools(low: str) -> tuple[str, ...]:
-    return tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words))
+    """The tools ``low`` names by an action word or by the tool's own name ("run search_text")."""
+    return tuple(t for t, words in ACTION_WORDS.items() if any(re.search(r"\b" + re.escape(w), low) for w in words)
+                 or re.search(rf"(?<![\w-]){t}(?![\w-])", low))
 
 
 def _pieces(request: str) -> list[tuple[int, int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from jetfm.agent.clauses import Clause, action_clauses
+from jetfm.agent.clauses import ACTION_WORDS, Clause, action_clauses
 from jetfm.agent.context import PlanContext
 from jetfm.agent.lexicon import DEFAULT_MODEL, find_terms, mentions_default_model, name_classes
 from jetfm.agent.numbers import Number, typed_numbers
@@ -118,8 +118,24 @@ class Entities:
         classes = _unique(c for c in own.get("class", []) if isinstance(c, str))
         terms = {**self.terms, "class": classes, "observable": own.get("observable", []),
                  "by_label": own.get("by_label", [])}
+        terms = _this_time(text, terms)
         return replace(self, numbers=numbers, anaphora=anaphora, earlier=earlier, classes=classes, terms=terms,
                        action_text=clause.text, **named)
+
+
+# "this time": a setting named after it replaces one named before it in the same action
+_THIS_TIME = re.compile(r"\bthis time\b", re.I)
+_SETTING_VOCABULARIES = ("anomaly_method", "index_kind", "objective", "mode", "size", "device")
+
+
+def _this_time(text: str, terms: dict[str, list[object]]) -> dict[str, list[object]]:
+    """"The kNN scan was inconclusive, so this time rank it by MPM": a setting named after "this time"
+    replaces the one named before it."""
+    turn = _THIS_TIME.search(text)
+    if turn is None:
+        return terms
+    later = find_terms(text[turn.end() :])
+    return terms | {vocab: values for vocab, values in later.items() if vocab in _SETTING_VOCABULARIES and values}
 
 
 def _looks_like_path(text: str) -> bool:
@@ -130,7 +146,9 @@ def _looks_like_path(text: str) -> bool:
 
 
 _REFERENCE_BEFORE = (r"(?:against|versus|vs\.?|relative to|compared (?:to|with)|reference(?: sample| dataset| set)?"
-                     r"|background(?: sample| dataset| set)?|sideband)\s+(?:the\s+|my\s+|our\s+)?(?:[\w-]+\s+){0,2}")
+                     r"|background(?: sample| dataset| set)?|sideband)\s+(?:the\s+|my\s+|our\s+)?"
+                     # "top vs QCD with tq5k": a preposition ends the reference ("vs the QCD sample qcd_ref")
+                     r"(?:(?!(?:with|on|in|using|for|from|and|of|to)\b)[\w-]+\s+){0,2}")
 _REFERENCE_AFTER = (r"\s+as\s+(?:the\s+|a\s+|my\s+|our\s+)?(?:[\w-]+\s+){0,2}"
                     r"(?:reference|background|baseline|sideband|control)\b")
 
@@ -181,14 +199,14 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
             ent.new_names.append(word)
         else:
             if (re.search(r"[\d_]", word) and not re.fullmatch(r"[\d.,eE+\-]+[kKmM]?|tau_?\d+|\d+q", word)
-                    and not find_terms(word)):
+                    and not find_terms(word) and word.lower() not in ACTION_WORDS):  # "no plot_observable": a tool
                 ent.words.append(word)  # looks like a name (digits or _ inside): maybe one nobody registered
             continue
         masked = _without(token, masked)
     for kind in ("datasets", "models", "indexes", "new_names", "words"):
         setattr(ent, kind, _unique(getattr(ent, kind)))
     ent.references = [d for d in ent.datasets if _as_reference(d, text)]
-    ent.terms = find_terms(masked)
+    ent.terms = _this_time(masked, find_terms(masked))
     if mentions_default_model(masked) and DEFAULT_MODEL not in ent.models:
         ent.models.append(DEFAULT_MODEL)
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]

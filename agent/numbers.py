@@ -63,6 +63,12 @@ class Number:
     role: str = ""  # what the words around it say it counts (jets, seed, steps, pt_min, index, ...), or ""
 
 
+_HALF_OR_COUPLE = re.compile(r"\b(half an?|a half|(?:a\s+)?couple(?:\s+of)?)\s+(dozen|hundred|thousand|million)\b",
+                             re.IGNORECASE)
+# "10% of that sample's 20k jets": a share of a count that follows
+_PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per\s?cent\b)\s*of\b", re.IGNORECASE)
+
+
 def _mentions(text: str) -> list[Number]:
     # a job id's or a device's digits are not quantities
     text = _NOT_QUANTITIES.sub(lambda m: " " * len(m.group(0)), text)
@@ -87,6 +93,11 @@ def _mentions(text: str) -> list[Number]:
         found = [n for n in found if not m.start() <= n.start < m.end()]
         found.append(Number(float(m.group(1)) * _SCALES[m.group(2).lower()], m.start(), m.end()))
         text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]  # the scale word is no number
+    # "half a thousand", "a couple of thousand": a fraction or a pair of a scale word
+    for m in _HALF_OR_COUPLE.finditer(text):
+        factor = 0.5 if m.group(1).lower().startswith(("half", "a half")) else 2
+        found.append(Number(factor * _SCALES[m.group(2).lower()], m.start(), m.end()))
+        text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]
     for m in _WORDS.finditer(text):
         words = [w for w in re.split(r"[\s-]+", m.group(1).lower()) if w != "and"]
         if len(words) == 1 and words[0] not in _ALONE:
@@ -133,7 +144,8 @@ _AFTER_ROLES = (
     # and "gluon" are not here: "500 light quark jets" counts jets)
     ("parts", re.compile(r"^\s*(?:[\w\-]+\s+){0,2}?(?:subjets?|prongs?|constituents?|particles?|leptons?"
                          r"|tracks?)\b")),
-    ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size|a batch|in a batch|in each batch)\b")),
+    ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size|a batch|in a batch|in each batch"
+                              r"|per (?:forward )?pass|in each (?:forward )?pass)\b")),
     ("jets", re.compile(r"^\s*-?(?:[\w\-]+\s+){0,2}?(?:jets?|events?|of them|in total|total)\b")),
     # "a dozen is enough", "50 will do": how many are wanted
     ("jets", re.compile(r"^\s*(?:is|are|will|would|should)\s+(?:be\s+)?(?:enough|plenty|fine|do)\b")),
@@ -220,7 +232,9 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
                 role = f"{q}_max"
             else:
                 role = q
-        if role in ("", "jets") and ((names_class is not None and names_class(" ".join(after.split()[:5])))
+        # the words after it, names left out ("seed 9000), name it qcd-ref100k": no QCD count)
+        plain_after = " ".join(w for w in after.split()[:5] if not re.search(r"[\d_]", w))
+        if role in ("", "jets") and ((names_class is not None and names_class(plain_after))
                                      or _SIGNAL_OR_BACKGROUND.match(after)):
             role = "jets"
             per_class.append(n)
@@ -228,9 +242,12 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
         if role in ("", "jets") and n_classes >= 2 and _EACH.match(after):
             out[-1] = Number(n.value, n.start, n.end, "jets")
             out.append(Number(n.value * n_classes, n.end, n.end, "jets_total"))
+        elif role == "n_labels" and n_classes >= 2 and _LABELS_EACH.match(after):
+            out.append(Number(n.value * n_classes, n.end, n.end, "n_labels_total"))  # "250 labels per class"
     for m in _ORDINAL_WORD.finditer(text):
         out = [n for n in out if n.start != m.end()]  # the "one" of "the third one" is no number
         out.append(Number(float(_ORDINALS.index(m.group(1).lower())), m.start(), m.end(1), "index"))
+    out = _shares(low, out)
     out.sort(key=lambda n: n.start)
     out = _corrected(low, out)
     # "a 3000-jet H->bb sample called hbb3k and a 3000-jet QCD one called qcd3k" is two samples, no total
@@ -238,6 +255,27 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
     if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):
         out.append(Number(sum(n.value for n in per_class), per_class[-1].end, per_class[-1].end, "jets_total"))
     return out
+
+
+def _shares(low: str, numbers: list[Number]) -> list[Number]:
+    """"10% of that sample's 20k jets as labels": the share (2000) is the count, with the role the words
+    after the whole give it; the percentage and the whole are no counts of their own."""
+    for m in _PERCENT_OF.finditer(low):
+        whole = next((n for n in sorted(numbers, key=lambda n: n.start)
+                      if m.end() <= n.start <= m.end() + 40 and n.role in ("", "jets")), None)
+        numbers = [Number(n.value, n.start, n.end, "percent") if n.start == m.start() else n for n in numbers]
+        if whole is None:
+            continue
+        role = "n_labels" if _AS_LABELS.match(low[whole.end :]) else whole.role
+        numbers = [Number(n.value, n.start, n.end, "whole") if n is whole else n for n in numbers]
+        numbers.append(Number(float(round(float(m.group(1)) / 100 * whole.value)), whole.end, whole.end, role))
+    return numbers
+
+
+_AS_LABELS = re.compile(r"\s*(?:jets?\s+)?(?:as|for)\s+(?:(?:the|training|our)\s+)?labels?\b|\s*labell?ed\b")
+# "250 labelled jets per class": labels of each class
+_LABELS_EACH = re.compile(r"\s*(?:labell?ed\s+|labels?\s+)?(?:jets?\s+|examples\s+)?"
+                          r"(?:per[\s-]+class|of\s+each(?:\s+class)?|each|for\s+each(?:\s+class)?|a\s+class)\b")
 
 
 # A value taken back and stated again: "seed 7 -- sorry, make that seed 8", "lr 1e-3, I mean 3e-4".

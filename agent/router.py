@@ -667,6 +667,8 @@ def grounded_values(
         roles = NUMBER_ROLES.get(f.name, ("",))
         if f.name == "n_jets" and any(n.role == "jets_total" for n in ent.numbers):
             roles = ("jets_total",)  # "5k top and 5k QCD": n_jets is the total, the parts are no choice
+        if f.name == "n_labels" and any(n.role == "n_labels_total" for n in ent.numbers):
+            roles = ("n_labels_total",)  # "250 labelled jets per class" of two classes: 500 labels
         fits = [n.value for n in ent.numbers if n.role in roles or not n.role]
         pointer = (tool, f.name) in JET_POINTERS
         step = 1 if _NEXT.search(ent.request) else -1 if _BEFORE.search(ent.request) else 0
@@ -723,7 +725,8 @@ def _datasets(
     datasets = [d for d in ent.datasets if d not in ent.references]
     # what the plan made is a candidate unless the action names its own dataset ("..., and evaluate on tq5k")
     own = datasets and not ent.anaphora
-    found = _unique([*datasets, *([] if own else made["dataset"]), *ent.by_class])
+    # a sample named by what it holds ("my top sample") only where none is named by its name
+    found = _unique([*datasets, *([] if own else made["dataset"]), *([] if datasets else ent.by_class)])
     if not datasets and ent.anaphora:  # "embed them": what this plan made, else named before
         found = list(made["dataset"]) or ent.earlier.get("datasets", []) or found
     if not found:  # "plot its mass": what the previous turn made or used

@@ -616,3 +616,52 @@ def test_a_reference_named_beside_it_leaves_it_to_the_earlier_action():
     ent = extract("Embed run3_b with fm_clr, then scan it for anomalies against qcd_ref", ctx)
     scan = ent.within(ent.clauses[1])
     assert scan.earlier["datasets"] == ["run3_b"] and scan.references == ["qcd_ref"]
+
+
+# --- rules from the ninth blind suite's misses (model-free) -----------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("half a thousand light-quark jets", [(500, "jets")]),
+    ("a couple of thousand boosted Z jets", [(2000, "jets")]),
+    ("a couple hundred events", [(200, "jets")]),
+    ("half a million QCD jets", [(500000, "jets")]),
+    ("2048 jets per forward pass", [(2048, "batch_size")]),
+])
+def test_halves_couples_and_forward_passes(text, expected):
+    assert [(n.value, n.role) for n in typed_numbers(text)] == expected
+
+
+def test_a_share_of_a_count_is_the_count_and_the_parts_count_nothing():
+    roles_ = [(n.value, n.role) for n in typed_numbers("take 5 percent of its 40k jets as training labels")]
+    assert roles_ == [(5, "percent"), (40000, "whole"), (2000, "n_labels")]
+    roles_ = [(n.value, n.role) for n in typed_numbers("keep 25% of the 8000 jets")]
+    assert (2000, "jets") in roles_ and (8000, "whole") in roles_
+
+
+def test_a_class_word_inside_a_name_counts_no_jets():
+    ent = extract("generate 20k top jets, seed 9100 (must stay over 9000), call it top-qcd7", C1)
+    assert not [n for n in ent.numbers if n.role == "jets_total"]
+
+
+def test_labels_per_class_add_their_total_and_a_named_sample_is_no_reference():
+    ent = extract("linear probe of fm_mpm for W vs QCD on hbb_test with 300 labelled jets of each class", C1)
+    assert (600, "n_labels_total") in [(n.value, n.role) for n in ent.numbers]
+    assert ent.references == [] and ent.datasets == ["hbb_test"]
+    assert extract("scan hbb_test vs the qcd_ref sample", C1).references == ["qcd_ref"]
+
+
+def test_a_setting_named_after_this_time_replaces_the_one_before():
+    ent = extract("the masked-particle score was noisy on hbb_test, so this time use kNN", C1)
+    assert ent.terms["anomaly_method"] == ["knn"]
+    assert extract("scan hbb_test with kNN and with the MPM score", C1).terms["anomaly_method"] == ["knn", "mpm"]
+
+
+def test_a_tool_written_by_its_own_name_is_no_dataset_and_can_be_refused():
+    from jetfm.agent.clauses import tools_of
+
+    ent = extract("no describe_dataset please, just plot the mass of hbb_test", C1)
+    assert "describe_dataset" not in ent.words and ent.datasets == ["hbb_test"]
+    text = "skip search_similar, find jets that look like a W in hbb_test"
+    assert "search_similar" in tools_of(text, negated=True)
+    assert "search_similar" in tools_of("run search_similar on entry 4 of hbb_test")

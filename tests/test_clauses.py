@@ -273,6 +273,11 @@ def test_the_same_action_again_on_it_is_one_action() -> None:
         ("then show me their soft-drop mass", ("plot_observable",)),
         ("show me jets with mass above 100 GeV in wz_mix", ("search_text",)),
         ("show me ten jets of wz_mix with tau21 under 0.4", ("search_text",)),
+        # what the user does themselves, or rules out, is no ask; "make" yields to a specific tool
+        ("we will histogram the masses ourselves; describe wz_mix for us", ("describe_dataset",)),
+        ("brute-force search is not an option for wz_mix; build an HNSW index", ("build_index",)),
+        ("make an IVF index of wz_mix", ("build_index",)),
+        ("an HNSW index of wz_mix, with embeddings from clr_tiny", ("build_index",)),
     ],
 )
 def test_proposed_tools_are_specific(request_: str, tools: tuple[str, ...]) -> None:
