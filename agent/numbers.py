@@ -233,7 +233,7 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
             else:
                 role = q
         # the words after it, names left out ("seed 9000), name it qcd-ref100k": no QCD count)
-        plain_after = " ".join(w for w in after.split()[:5] if not re.search(r"[\d_]", w))
+        plain_after = " ".join(w for w in after.split()[:5] if not _NAME_LIKE.search(w))
         if role in ("", "jets") and ((names_class is not None and names_class(plain_after))
                                      or _SIGNAL_OR_BACKGROUND.match(after)):
             role = "jets"
@@ -255,6 +255,10 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
     if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):
         out.append(Number(sum(n.value for n in per_class), per_class[-1].end, per_class[-1].end, "jets_total"))
     return out
+
+
+# A name, not a decay: "qcd-ref100k", "top_qcd_600" (but "H->4q", "H->WW*->4q" are decays)
+_NAME_LIKE = re.compile(r"^(?!.*>)(?:.*_|.*[a-z]-[a-z]*\d|.*\d[a-z]*-[a-z])", re.I)
 
 
 def _shares(low: str, numbers: list[Number]) -> list[Number]:

@@ -642,6 +642,10 @@ def test_a_share_of_a_count_is_the_count_and_the_parts_count_nothing():
 def test_a_class_word_inside_a_name_counts_no_jets():
     ent = extract("generate 20k top jets, seed 9100 (must stay over 9000), call it top-qcd7", C1)
     assert not [n for n in ent.numbers if n.role == "jets_total"]
+    # a decay written with digits is a class, not a name: the two counts add their total
+    for text in ("make 1,500 H->cc and 1,500 H->4q jets", "2k H->gg plus 2k H->WW*->4q, call it hx_4k"):
+        totals = [n.value for n in extract(text, C1).numbers if n.role == "jets_total"]
+        assert totals == [3000] if text.startswith("make") else totals == [4000], text
 
 
 def test_labels_per_class_add_their_total_and_a_named_sample_is_no_reference():
