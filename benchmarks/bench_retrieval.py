@@ -4,11 +4,14 @@ threads), build time and memory (index size on disk, RSS growth while building).
 
     python benchmarks/bench_retrieval.py                          # 100k vectors
     python benchmarks/bench_retrieval.py --sizes 100000 1000000
-    python benchmarks/bench_retrieval.py --embeddings WORKSPACE/embeddings/NAME
+    python benchmarks/bench_retrieval.py --embeddings WORKSPACE/embeddings/NAME [NAME2 ...]
+    python benchmarks/bench_retrieval.py --embeddings ... --real-only --sizes 100000
 
-Vectors: with ``--embeddings`` (a set written by backbone.embed), N vectors are drawn from the real
-embeddings, each plus Gaussian noise of 0.3x the typical nearest-neighbour distance, so a set of a
-few thousand generated jets stands in for a million without repeating points. Without it, a
+Vectors: with ``--embeddings`` (sets written by backbone.embed with one backbone, pooled), N
+vectors are drawn from the real embeddings, each plus Gaussian noise of 0.3x the typical
+nearest-neighbour distance, so a set of generated jets stands in for a million without repeating
+points. With ``--real-only`` nothing is resampled: N distinct real embeddings are indexed and the
+queries are other real embeddings of the pool, never indexed (N + queries <= the pool). Without it, a
 synthetic stand-in with the shape of encoder outputs: a mixture of 200 Gaussian clusters in a
 16-dimensional latent space, mapped linearly to ``--dim`` dimensions, plus isotropic noise (jet
 embeddings are anisotropic and of low intrinsic dimension). Queries are fresh draws, not indexed.
@@ -59,6 +62,15 @@ def synthetic(n: int, dim: int, seed: int) -> np.ndarray:
         latent = centres[pick] + widths[pick, None] * rng.standard_normal((m, 16))
         out[start : start + m] = latent @ mapping + 0.15 * rng.standard_normal((m, dim))
     return out
+
+
+def pooled(paths: list[Path]) -> np.ndarray:
+    """The vectors of several embedding sets, which must come from one backbone."""
+    sets = [load_embeddings(p) for p in paths]
+    models = {s.model.fingerprint for s in sets if s.model is not None}
+    if len(models) > 1:
+        raise SystemExit(f"--embeddings mixes backbones ({', '.join(str(p) for p in paths)}); pass sets of one model")
+    return np.concatenate([np.asarray(s.vectors, np.float32) for s in sets])
 
 
 def augmented(base: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -149,21 +161,37 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivfflat", "ivfpq"])
-    parser.add_argument("--embeddings", type=Path, help="an embedding set to draw realistic vectors from")
+    parser.add_argument("--embeddings", type=Path, nargs="+",
+                        help="embedding sets of one backbone, pooled, to draw realistic vectors from")
+    parser.add_argument("--real-only", action="store_true",
+                        help="index distinct real embeddings and query with held-out real ones (no resampling)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    base = None if args.embeddings is None else np.asarray(load_embeddings(args.embeddings).vectors)
+    base = None if args.embeddings is None else pooled(args.embeddings)
+    if args.real_only and base is None:
+        parser.error("--real-only needs --embeddings")
+    if args.real_only and max(args.sizes) + args.queries > len(base):
+        parser.error(f"--real-only: the pool holds {len(base)} embeddings, fewer than the largest size "
+                     f"{max(args.sizes)} plus {args.queries} queries; pass a smaller --sizes or more --embeddings")
     dim = args.dim if base is None else base.shape[1]
+    names = None if base is None else ", ".join(p.name for p in args.embeddings)
     source = (
         f"synthetic: 200-cluster mixture in a 16-d latent space mapped to {dim}-d plus noise"
         if base is None
-        else f"{len(base)} real embeddings from {args.embeddings}, resampled with noise of 0.3x the NN distance"
+        else f"{len(base)} distinct real embeddings ({names}), indexed as they are, queries held out"
+        if args.real_only
+        else f"{len(base)} real embeddings ({names}), resampled with noise of 0.3x the NN distance"
     )
     results: dict[str, Any] = {"machine": machine_info(), "vectors": source, "dim": dim, "k": K, "runs": []}
     for n in args.sizes:
-        make = (lambda m, seed: synthetic(m, dim, seed)) if base is None else (lambda m, seed: augmented(base, m, seed))
-        vectors, queries = make(n, 0), make(args.queries, 1)
+        if args.real_only:
+            order = np.random.default_rng(0).permutation(len(base))
+            vectors, queries = base[order[:n]], base[order[n : n + args.queries]]
+        else:
+            make = (lambda m, seed: synthetic(m, dim, seed)) if base is None else (
+                lambda m, seed: augmented(base, m, seed))
+            vectors, queries = make(n, 0), make(args.queries, 1)
         t0 = time.perf_counter()
         truth = exact_neighbours(vectors, queries)
         print(f"n={n}: exact ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
