@@ -14,7 +14,7 @@ tests/data/agent_requests_blind4.jsonl (60 more, the same way, first run at 0819
 tests/data/agent_requests_blind5.jsonl (60 more, first run at fcf8d6b) and
 tests/data/agent_requests_blind6.jsonl (60 more, first run at 44937d1) and
 tests/data/agent_requests_blind7.jsonl (60 more, first run at 5a11b38) and
-tests/data/agent_requests_blind8.jsonl (60 more, first run at 8a9b64c) and
+tests/data/agent_requests_blind8.jsonl (56 more, first run at 8a9b64c) and
 tests/data/agent_requests_blind9.jsonl (60 more, first run at b4b42f2). Per suite: tool-choice and
 argument accuracy, multi-step plans, correct refusals (chit-chat, out-of-scope and unsafe requests),
 questions asked back, false refusals, per category, and the latency of one routing decision.

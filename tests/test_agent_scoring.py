@@ -50,14 +50,15 @@ MINIMUMS = {
     "agent_requests_blind5": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind6": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind7": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
-    "agent_requests_blind8": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
+    # blind8: four requests that repeated earlier suites word for word were dropped after its first run
+    "agent_requests_blind8": {"single": 25, "multi": 10, "multi_turn": 8, "clarify": 5, "none": 5, "adversarial": 3},
     "agent_requests_blind9": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
 }
 SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_requests_fresh": 48,
                 "agent_requests_blind": 60, "agent_requests_blind2": 60,
                 "agent_requests_blind3": 60, "agent_requests_blind4": 60, "agent_requests_blind5": 60,
                 "agent_requests_blind6": 60, "agent_requests_blind7": 60,
-                "agent_requests_blind8": 60, "agent_requests_blind9": 60}
+                "agent_requests_blind8": 56, "agent_requests_blind9": 60}
 SIZES = {"tiny", "small", "base"}
 
 
