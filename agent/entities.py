@@ -206,7 +206,10 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     for kind in ("datasets", "models", "indexes", "new_names", "words"):
         setattr(ent, kind, _unique(getattr(ent, kind)))
     ent.references = [d for d in ent.datasets if _as_reference(d, text)]
-    ent.terms = _this_time(masked, find_terms(masked))
+    ent.clauses = action_clauses(request)
+    ent.terms = find_terms(masked)
+    if len(ent.clauses) <= 1:  # a request of several actions reads "this time" in each one (within)
+        ent.terms = _this_time(masked, ent.terms)
     if mentions_default_model(masked) and DEFAULT_MODEL not in ent.models:
         ent.models.append(DEFAULT_MODEL)
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
@@ -214,7 +217,6 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words), len(ent.classes))
     ent.anaphora = bool(ANAPHORA.search(masked))
     ent.repeat = bool(REPEAT.search(masked))
-    ent.clauses = action_clauses(request)
     classes = [c for c in ent.terms.get("class", []) if isinstance(c, str)]
     by_class = _BY_CLASS.search(masked)
     if classes and not ent.datasets and by_class and "class" in find_terms(by_class.group(0)):

@@ -277,9 +277,8 @@ def _shares(low: str, numbers: list[Number]) -> list[Number]:
 
 
 _AS_LABELS = re.compile(r"\s*(?:jets?\s+)?(?:as|for)\s+(?:(?:the|training|our)\s+)?labels?\b|\s*labell?ed\b")
-# "250 labelled jets per class": labels of each class
-_LABELS_EACH = re.compile(r"\s*(?:labell?ed\s+|labels?\s+)?(?:jets?\s+|examples\s+)?"
-                          r"(?:per[\s-]+class|of\s+each(?:\s+class)?|each|for\s+each(?:\s+class)?|a\s+class)\b")
+# "250 labelled jets per class": labels of each class, said the way a count per class is (_EACH)
+_LABELS_EACH = re.compile(r"\s*(?:labell?ed|labels?|examples)?" + _EACH.pattern)
 
 
 # A value taken back and stated again: "seed 7 -- sorry, make that seed 8", "lr 1e-3, I mean 3e-4".

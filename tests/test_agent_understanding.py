@@ -659,6 +659,10 @@ def test_a_setting_named_after_this_time_replaces_the_one_before():
     ent = extract("the masked-particle score was noisy on hbb_test, so this time use kNN", C1)
     assert ent.terms["anomaly_method"] == ["knn"]
     assert extract("scan hbb_test with kNN and with the MPM score", C1).terms["anomaly_method"] == ["knn", "mpm"]
+    # in a request of several actions, "this time" changes only the action it is said in
+    ent = extract("scan hbb_test with kNN, then this time scan qcd_ref with the MPM score", C1)
+    first, second = (ent.within(c) for c in ent.clauses)
+    assert "knn" in first.terms["anomaly_method"] and second.terms["anomaly_method"] == ["mpm"]
 
 
 def test_a_tool_written_by_its_own_name_is_no_dataset_and_can_be_refused():
