@@ -17,6 +17,9 @@ class PlanContext:
     indexes: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     previous: list[dict[str, Any]] = field(default_factory=list)
+    # what the conversation's calls made, most recent first, with the tool that made each: "the model
+    # you pretrained" (two turns back) is the last a pretraining made, not the last model named
+    created: list[tuple[str, str]] = field(default_factory=list)
 
 
 class NeedsAnswer(Exception):
@@ -32,17 +35,22 @@ def after_turn(context: PlanContext, calls: list[dict[str, Any]], jobs: list[str
     """``context`` once a turn made ``calls``: what they made or used comes first (most recent
     first), the jobs they started first among the jobs, and they become the previous turn."""
     lists = {"datasets": list(context.datasets), "models": list(context.models), "indexes": list(context.indexes)}
+    created = list(context.created)
     for call in calls:
-        args = call.get("args") or {}
+        args, tool = call.get("args") or {}, call.get("tool")
         named: list[tuple[str, Any]] = [(kind, args.get(key)) for key, kind in _USED.items()]
-        if call.get("tool") in _MADE:
-            named.append((_MADE[call["tool"]], args.get("name")))
-        if call.get("tool") == "build_index" and args.get("dataset"):
-            default = f"idx-{args['dataset']}-{args.get('model') or 'jetfm-default'}"
-            named.append(("indexes", args.get("name") or default))
+        made: Any = None
+        if tool in _MADE:
+            made = args.get("name")
+            named.append((_MADE[tool], made))
+        if tool == "build_index" and args.get("dataset"):
+            made = args.get("name") or f"idx-{args['dataset']}-{args.get('model') or 'jetfm-default'}"
+            named.append(("indexes", made))
         for kind, name in named:
             if isinstance(name, str) and name:
                 lists[kind] = [name, *[n for n in lists[kind] if n != name]]
+        if isinstance(made, str) and made:
+            created = [(tool, made), *[c for c in created if c[1] != made]]
     started = [j for j in jobs if j]
     return PlanContext(
         datasets=lists["datasets"],
@@ -50,4 +58,5 @@ def after_turn(context: PlanContext, calls: list[dict[str, Any]], jobs: list[str
         indexes=lists["indexes"],
         jobs=[*started, *[j for j in context.jobs if j not in started]],
         previous=[dict(c) for c in calls],
+        created=created,
     )

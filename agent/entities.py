@@ -59,7 +59,8 @@ _BY_CLASS = re.compile(
 )
 SIZES = ("tiny", "small", "base")
 # "repeat that", "do the same for run2", "again": the previous action once more, not its output
-REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it)|the same)\b", re.IGNORECASE)
+REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it)|the same|^\W*same (?:for|with|on)"
+                    r"|likewise)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -251,6 +252,10 @@ _EXPLAIN = re.compile(r"^\W*(?:(?:in (?:a|one) (?:sentence|line|word|nutshell)(?
                       r"|what(?:'s| is| are) the (?:difference|differences|point|idea|intuition)"
                       r"|how (?:does|do|is|are|would|should|can) [^.?!]{0,80}?\b(?:differ|work|compare|relate|help)"
                       r"|in what way)\b", re.I)
+# Where a paper goes ("would you send it to SciPost or JINST?"): publishing advice, which no tool gives.
+_VENUE = re.compile(r"\b(?:scipost|jinst|jhep|epjc|epj ?c|phys\.? ?rev\.?(?: ?[a-e]| letters)?|prl|prd"
+                    r"|comput\.? ?phys\.? ?commun\.?|which (?:journal|venue|conference)"
+                    r"|(?:send|submit|publish)\w*\s+(?:it|this|the (?:paper|note|draft|article))\s+(?:to|in))\b", re.I)
 _FOREIGN = re.compile(r"^\W*(?:(?:please|can you|could you|would you)\s+)*(?:book|schedule|order|buy|e-?mail|send"
                       r"|remind|phone|call my|text my|translate|write (?:an? )?(?:email|letter|poem|song))\b", re.I)
 
@@ -270,9 +275,15 @@ def off_topic(ent: Entities) -> bool:
     back-reference, and no word of jetfm's world; or asks what the field knows ("published",
     "state of the art", "why does ...?") or for something no tool does ("book a meeting") without
     naming anything of the workspace."""
-    if asks_for_an_explanation(ent) or (_LITERATURE.search(ent.request) and not _names_the_workspace(ent)):
+    # ("for the paper, make 5k top jets" names an action on jets: the paper is only why)
+    acts_on_jets = bool(ent.clauses and (ent.classes or ent.by_class))
+    if asks_for_an_explanation(ent) or (_LITERATURE.search(ent.request) and not _names_the_workspace(ent)
+                                        and not acts_on_jets):
         return True
-    if _FOREIGN.search(ent.request) and not (ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths):
+    artifacts = ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths
+    if _FOREIGN.search(ent.request) and not artifacts:
+        return True
+    if _VENUE.search(ent.request) and not (artifacts or ent.classes or ent.by_class or ent.new_names):
         return True
     named = (ent.clauses or ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths or ent.classes
              or ent.terms or ent.new_names or ent.words or ent.by_class or ent.anaphora or ent.repeat)

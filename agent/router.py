@@ -504,6 +504,10 @@ class Router:
             stated |= {f.name for f in fields if f.name == "dataset"}
         if _SAME_INDEX.search(ent.action_text or ent.request) and _previous_indexes(context):  # "in that index"
             stated |= {f.name for f in fields if f.kind == "index"}
+        if ent.anaphora and not ent.indexes and _built_before(context):  # "now use it to find ...": the index
+            stated |= {f.name for f in fields if f.kind == "index"}
+        yours = _yours(ent, context)  # "score it with the model you pretrained": that model, said
+        stated |= {f.name for f in fields if f.kind in yours and f.name != "reference"}
 
         again = repeated_call(tool, ent, context) if not done else None
         fixed: dict[str, list[Any]] = {}
@@ -686,15 +690,21 @@ def grounded_values(
         return list(ent.paths)
     if f.kind == "text_list":  # "into 'two-prong' and 'three-prong'": the quoted labels, as written
         quoted = [next(g for g in groups if g).strip() for groups in _QUOTED.findall(ent.action_text or ent.request)]
-        return [quoted] if len(quoted) >= 2 else []
+        if len(quoted) >= 2:
+            return [quoted]
+        listed = listed_labels(ent.action_text or ent.request)  # "as W boson / Z boson / QCD"
+        return [listed] if listed else []
     if f.kind == "dataset":
         return _datasets(f, ent, context, made, args)
     if f.kind == "model":
         return _models(f, tool, ent, context, made, args)
     if f.kind == "index":
-        found = _unique([*ent.indexes, *made["index"], *_indexes_of_kind(ent, context)])
+        found = _unique([*_yours(ent, context).get("index", []), *ent.indexes, *made["index"],
+                         *_indexes_of_kind(ent, context)])
         if not found and _SAME_INDEX.search(ent.action_text or ent.request):  # "in that index"
             found = _previous_indexes(context)
+        if not found and ent.anaphora:  # "build a flat index", then "use it to find ...": that index
+            found = _built_before(context)
         return found
     if f.kind == "device":
         return _unique([*re.findall(r"cuda:\d+", ent.request), *[str(v) for v in ent.terms.get("device", [])]])
@@ -721,6 +731,9 @@ def _datasets(
     if f.name == "reference":  # the background a scan compares with: another dataset the request names
         named_as = [d for d in ent.references if d != args.get("dataset")]  # "against qcd_ref"
         return named_as or [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
+    yours = _yours(ent, context).get("dataset", [])
+    if yours:  # "the sample you generated"
+        return yours
     # a dataset named as the reference ("using qcd_ref as the background") is not the one worked on
     datasets = [d for d in ent.datasets if d not in ent.references]
     # what the plan made is a candidate unless the action names its own dataset ("..., and evaluate on tq5k")
@@ -745,6 +758,9 @@ def _models(
     made: dict[str, list[str]],
     args: dict[str, Any],
 ) -> list[str]:
+    yours = _yours(ent, context).get("model", [])
+    if yours:  # "the model you pretrained"
+        return yours
     found = _unique([*ent.models, *made["model"]])
     if not ent.models and ent.anaphora:  # "fine-tune X, then evaluate it": what the plan made
         found = list(made["model"]) or ent.earlier.get("models", []) or found
@@ -783,6 +799,22 @@ JET_POINTERS = {("show_jet", "index"), ("search_similar", "entry")}
 _SAME_MODEL = re.compile(r"\b(?:that|this|the same|same|that same|its)\s+(?:backbone|model|encoder|network)\b", re.I)
 # "search in that index": the index the conversation built or used last
 _SAME_INDEX = re.compile(r"\b(?:that|this|the same|same|that same|its|the new)\s+(?:faiss\s+)?index\b", re.I)
+# "the model you pretrained", "the index we just built", "the sample I generated": what a call of the
+# conversation made, by the tool the verb names (two turns back, too), not merely the last name said
+_YOURS = re.compile(
+    r"\b(?:the|that|this)\s+(?:new\s+|last\s+|latest\s+)?(?P<noun>model|backbone|encoder|network|net|classifier"
+    r"|tagger|index|sample|dataset|data ?set|jets|one)\s+(?:that\s+|which\s+)?(?:you|we|I)(?:'ve|'d| have| had)?"
+    r"\s+(?:just\s+|already\s+|earlier\s+)?(?P<verb>pre-?trained|trained|fine-?tuned|tuned|built|made|created"
+    r"|generated|simulated|produced|imported|registered|indexed)\b", re.I)
+_NOUN_KIND = {"model": "model", "backbone": "model", "encoder": "model", "network": "model", "net": "model",
+              "classifier": "model", "tagger": "model", "index": "index", "sample": "dataset", "dataset": "dataset",
+              "data set": "dataset", "jets": "dataset"}
+_VERB_TOOLS = {"pretrained": ("pretrain",), "trained": ("pretrain", "finetune"), "finetuned": ("finetune",),
+               "tuned": ("finetune",), "generated": ("generate_dataset",), "simulated": ("generate_dataset",),
+               "produced": ("generate_dataset",), "imported": ("import_dataset",), "registered": ("import_dataset",),
+               "indexed": ("build_index",)}
+_TOOL_KIND = {"generate_dataset": "dataset", "import_dataset": "dataset", "pretrain": "model", "finetune": "model",
+              "build_index": "index"}
 # "and the next one?", "the one before": the jet after (before) the one the previous turn pointed at
 _SAME_DATA = re.compile(r"\b(?:that|this|these|those|the same|same|that same)\s+(?:sample|dataset|data|jets|set)\b",
                         re.I)
@@ -794,6 +826,30 @@ _QUOTED = re.compile(r"\"([^\"]+)\"|(?<!\w)'([^']+)'(?!\w)|[“‘]([^”’]+)[
 # A list of labels given in the request: quoted, or after "into", "as", "between", "labels".
 _LABELS_GIVEN = re.compile(r"[\"'“‘]\w|\b(?:into|between|among|labels?|categories|as either)\s+\S"
                            r"|\b(?:vs\.?|versus|apart|or|from)\s", re.I)
+
+
+# Where a list of labels starts when none is quoted ("classify it as W boson / Z boson / QCD").
+_LIST_START = re.compile(r"\b(?:into|as|among|between|labels?|categories|classes|options)\b\s*:?\s*", re.I)
+_LIST_SEP = re.compile(r"\s*[,;]\s*(?:(?:and|or)\s+)?|\s+(?:or|and|vs\.?|versus)\s+", re.I)
+_LIST_END = re.compile(r"[.?!]|\b(?:please|pls|thanks?|thank you|using|with|then|and then|afterwards)\b", re.I)
+MAX_LABEL_WORDS = 5
+
+
+def listed_labels(text: str) -> list[str] | None:
+    """The labels a request lists without quotes, as written: after "into", "as", "labels", ...,
+    split at commas, "or", "and", "vs" (or, only where none of those splits it, at slashes: so
+    "light-quark/gluon" stays one label beside others). None if no list of two or more short labels."""
+    for start in reversed(list(_LIST_START.finditer(text))):  # the last: "label tq5k as A vs B"
+        rest = text[start.end():]
+        end = _LIST_END.search(rest)
+        rest = rest[: end.start()] if end else rest
+        items = [p for p in _LIST_SEP.split(rest) if p.strip()]
+        if len(items) < 2:
+            items = [p for p in re.split(r"\s*/\s*", rest) if p.strip()]
+        items = [re.sub(r"^(?:a|an|the)\s+", "", p.strip(" :\"'"), flags=re.I) for p in items]
+        if len(items) >= 2 and all(0 < len(p.split()) <= MAX_LABEL_WORDS for p in items):
+            return items
+    return None
 
 
 def _indexes_of_kind(ent: Entities, context: PlanContext) -> list[str]:
@@ -885,6 +941,26 @@ def _previous(context: PlanContext, kind: str, repeat: bool = False) -> list[str
             if isinstance(value, str) and value not in ("tiny", "small", "base"):
                 used.append(value)
     return _unique([*used, *made]) if repeat else _unique(made) or _unique(used)
+
+
+def _yours(ent: Entities, context: PlanContext) -> dict[str, list[str]]:
+    """Per kind (dataset, model, index), what the request points at as made earlier in the
+    conversation ("use the model you pretrained": the last model a pretraining made); see _YOURS."""
+    out: dict[str, list[str]] = {}
+    for m in _YOURS.finditer(ent.action_text or ent.request):
+        kind = _NOUN_KIND.get(m["noun"].lower())
+        tools = _VERB_TOOLS.get(m["verb"].lower().replace("-", ""))  # "built", "made": any tool of the kind
+        for tool, name in context.created:
+            if (kind is None or _TOOL_KIND[tool] == kind) and (tools is None or tool in tools):
+                out.setdefault(_TOOL_KIND[tool], []).append(name)
+                break
+    return out
+
+
+def _built_before(context: PlanContext) -> list[str]:
+    """The indexes the previous turn built ("build a flat index on tq5k", then "now use it to find ...")."""
+    return [i for c in context.previous if c.get("tool") == "build_index"
+            for i in _previous_indexes(replace(context, previous=[c]))]
 
 
 def _previous_indexes(context: PlanContext) -> list[str]:

@@ -292,7 +292,7 @@ def test_quoted_zero_shot_labels_are_the_labels():
     labels = values("sort hqq_mix into 'H to two b quarks', 'H to charm' and 'gluon jet'", C1,
                     "zero_shot_classify", "labels")
     assert labels == [["H to two b quarks", "H to charm", "gluon jet"]]
-    assert values("zero-shot classify hbb_test as top or QCD", C1, "zero_shot_classify", "labels") == []
+    assert values("zero-shot classify hbb_test as top or QCD", C1, "zero_shot_classify", "labels") == [["top", "QCD"]]
 
 
 def test_zero_shot_labels_come_from_the_request_or_the_assistant_asks():
@@ -673,3 +673,55 @@ def test_a_tool_written_by_its_own_name_is_no_dataset_and_can_be_refused():
     text = "skip search_similar, find jets that look like a W in hbb_test"
     assert "search_similar" in tools_of(text, negated=True)
     assert "search_similar" in tools_of("run search_similar on entry 4 of hbb_test")
+
+
+# --- rules from the tenth blind suite's misses (model-free) -----------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("zero-shot tag run2 as quark jet / gluon jet", ["quark jet", "gluon jet"]),
+    ("split mix10 into boosted W, boosted Z and light QCD please", ["boosted W", "boosted Z", "light QCD"]),
+    ("label it as signal-like vs background-like using the text model", ["signal-like", "background-like"]),
+    ("sort ttbar_hi into: hadronic top; light-quark/gluon", ["hadronic top", "light-quark/gluon"]),
+    ("classify hbb_test zero-shot as well", None),
+    ("classify the jets as the physics case of the whole analysis of the group or the rest of it", None),
+])
+def test_labels_listed_without_quotes_are_split_as_written(text, expected):
+    from jetfm.agent.router import listed_labels
+
+    assert listed_labels(text) == expected
+
+
+def test_what_the_conversation_made_is_found_by_the_verb_that_made_it():
+    ctx = turn(C1, call("pretrain", dataset="ttbar_hi", objective="contrastive", name="clr-base"))
+    ctx = turn(ctx, call("finetune", model="clr-base", dataset="ttbar_hi", name="tt-tagger"))
+    ctx = turn(ctx, call("describe_dataset", dataset="qcd_ref"))  # the turn before names neither
+    assert values("scan qcd_ref for outliers with the backbone we pretrained", ctx, "anomaly_scan", "model") == [
+        "clr-base"]
+    assert values("how good is the tagger you trained earlier on hbb_test?", ctx, "evaluate", "model") == [
+        "tt-tagger"]  # "trained": the latest of a pretraining or a finetune
+    assert values("evaluate the classifier that you fine-tuned on hbb_test", ctx, "evaluate", "model") == [
+        "tt-tagger"]
+    ctx = turn(ctx, call("generate_dataset", processes=["zqq"], n_jets=800, name="z800"))
+    ctx = turn(ctx, call("plot_observable", dataset="qcd_ref", observable="pt"))
+    assert values("now the mass of the sample you simulated", ctx, "plot_observable", "dataset") == ["z800"]
+    # nothing of that kind made in the conversation: no candidate from this rule
+    assert values("embed qcd_ref with the model I imported", ctx, "embed", "model") != ["z800"]
+
+
+def test_it_after_an_index_was_built_is_that_index_and_same_for_repeats():
+    ctx = turn(PlanContext(datasets=["jc_val"], indexes=["idx-jc_val-jetfm-default"]),
+               call("build_index", dataset="jc_val", kind="ivfpq", name="jc-pq"))
+    assert values("now use it for the 5 nearest neighbours of jet 12", ctx, "search_similar", "index") == ["jc-pq"]
+    assert values("search jc_val with the index you just built for jets like entry 3", ctx, "search_similar",
+                  "index") == ["jc-pq"]
+    assert extract("same for the Z sample, thanks", C1).repeat
+
+
+def test_publishing_advice_is_no_tool_request():
+    from jetfm.agent.entities import off_topic
+
+    assert off_topic(extract("should we submit this to JHEP or PRD?", C1))
+    assert off_topic(extract("would you send it to Phys. Rev. D or to EPJC?", C1))
+    assert not off_topic(extract("for the JINST paper, make 5k top jets", C1))
+    assert not off_topic(extract("for the JHEP draft, plot the mass of ttbar_hi", C1))
