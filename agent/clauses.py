@@ -111,6 +111,11 @@ _RULED_OUT = re.compile(r"\b(?:is|are)\s+(?:out of the question|not an option|of
 # What the user says they do themselves: "I'll make the plots myself", "we can embed it ourselves".
 _DONE_MYSELF = re.compile(r"\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall|'m going to|\s+am going to"
                           r"|'re going to|\s+are going to)\b[^.;!?]*\b(?:myself|ourselves)\b", re.I)
+# A sentence that tells what happened, with no ask in it: "It got a weird score in my notebook.",
+# "The scan flagged it yesterday." (no comma: "it was made with seed 5, now plot it" asks)
+_NARRATIVE = re.compile(r"\W*(?:it|they|(?:the|this|that|these|those|my|our)\s+(?:\w+\s+){0,2}?(?:jets?|scan|score"
+                        r"|sample|model|tagger|run|job|plot|ones?)|this|that|these|those)\s+(?:also\s+|then\s+|just\s+)?(?:got|had|gave|showed|looked|came out"
+                        r"|scored|flagged|ended up|turned out|seemed)\b[^,;:]*", re.I)
 # Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
 _LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
 # "show me jets with mass above 100 GeV", "show five jets that ...": jets to find, no display of one.
@@ -138,6 +143,8 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     ("like #256", "show me the first jet") means a similar-jet search or the jet's display; "look
     like" without one ("jets that look like a boosted W") describes jets for a text search; a
     generic verb gives way to a specific action word ("find the weirdest jets": a scan)."""
+    if _NARRATIVE.fullmatch(text.strip()):
+        return ()
     tools = list(tools_of(text))
     for not_asked in (_DONE_MYSELF.search(text), _RULED_OUT.search(text)):
         if not_asked is not None:  # "I'll make the plots myself", "a flat index is out of the question"

@@ -125,6 +125,8 @@ def numbers_in(text: str) -> list[float]:
 
 _BEFORE_ROLES = (
     ("seed", re.compile(r"\bseed\s*(?:of|=|:|is)?\s*$")),
+    # "seeds 101, 102 and 103", "with seeds: 1/2/3": each a seed (one run per seed, agent/router.py)
+    ("seed", re.compile(r"\bseeds\s*(?:of|=|:|are)?\s*(?:\d+\s*(?:,|and|&|/|or)?\s*){0,6}$")),
     ("lr", re.compile(r"\b(?:lr|learning[ -]rate)\s*(?:of|=|:|is)?\s*$")),
     ("batch_size", re.compile(r"\b(?:batch(?:es)?(?:[ _-]size)?|bs)\s*(?:of|=|:|is)?\s*$")),
     ("k", re.compile(r"\b(?:k|top|best|first)\s*(?:=|:)?\s*$")),
@@ -150,6 +152,8 @@ _AFTER_ROLES = (
     # "a dozen is enough", "50 will do": how many are wanted
     ("jets", re.compile(r"^\s*(?:is|are|will|would|should)\s+(?:be\s+)?(?:enough|plenty|fine|do)\b")),
     ("lr", re.compile(r"^\s*(?:lr|learning[ -]rate)\b")),
+    # "three seeds: ...", "5 different seeds": how many runs, no setting of one
+    ("n_seeds", re.compile(r"^\s*(?:different\s+|random\s+|independent\s+)?seeds\b")),
 )
 # "the third one", "the second jet", "the 5th event": one jet by its place, counted from one (an
 # index counts from zero). "first 10" is a count of results (``k``), not a place.

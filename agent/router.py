@@ -110,6 +110,12 @@ def next_target(ent: Entities, done: list[dict[str, Any]]) -> tuple[str, str, li
             left = [n for n in named if n not in used]
             if len(named) >= 2 and left:
                 return done[0]["tool"], f.name, left
+        # "redo it with seeds 101, 102 and 103": one run per seed
+        if f.name == "seed" and f.kind == "int":
+            seeds = _unique([int(n.value) for n in ent.numbers if n.role == "seed"])
+            left = [v for v in seeds if v not in {call["args"].get("seed") for call in done}]
+            if len(seeds) >= 2 and left:
+                return done[0]["tool"], f.name, left
         # "plot both tau21 and the jet mass": one plot per observable
         if f.kind == "enum" and vocabulary_of(done[0]["tool"], f.name) == "observable":
             named = [o for o in ent.terms.get("observable", []) if o in f.options]
@@ -117,6 +123,17 @@ def next_target(ent: Entities, done: list[dict[str, Any]]) -> tuple[str, str, li
             if len(named) >= 2 and left:
                 return done[0]["tool"], f.name, left
     return None
+
+
+# More jets than a search returns: a count of jets this large, of a named class, is a sample to make.
+MIN_JETS_TO_MAKE = 100
+
+
+def wants_new_jets(ent: Entities) -> bool:
+    """Whether a request with no action word counts out jets of named classes ("we need 3000 H to bb
+    jets", "get me 4k gluon jets") and names no sample, job or index to work on."""
+    counted = any(n.role in ("jets", "jets_total") and n.value >= MIN_JETS_TO_MAKE for n in ent.numbers)
+    return bool(counted and ent.classes and not (ent.datasets or ent.indexes or ent.jobs or ent.paths))
 
 
 def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
@@ -449,6 +466,10 @@ class Router:
             # one action, and every tool its words name has had its call ("the per-class summary stats
             # for wz_boosted" asked for no histogram): ending gets the head start
             prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]
+        elif not done and not ent.clauses and wants_new_jets(ent):
+            # "let's have a couple of thousand hadronic W jets": jets of a class counted out, with no
+            # action word and no sample named, are jets to make
+            prior = [CLAUSE_PRIOR if n == "generate_dataset" else 0.0 for n in names]
         elif not done and not ent.clauses and ent.repeat and context.previous:
             # "now do the same for Z bosons", "repeat that with 30 neighbours": the previous turn's action
             before = {c.get("tool") for c in context.previous}
@@ -477,6 +498,12 @@ class Router:
         call = {"tool": tool, "args": args}
         if call in done:  # the same call twice is never what a request means; stop instead
             return None
+        taken = {c["args"].get("name") for c in done} - {None}
+        if args.get("name") in taken:  # "... with seeds 5 and 6": the second run must not overwrite the first
+            base, n = args["name"], 2
+            while f"{base}-{n}" in taken:
+                n += 1
+            args["name"] = f"{base}-{n}"
         _record(call, made)
         return call
 
@@ -532,6 +559,9 @@ class Router:
                     values = _unique([*before, *values])
             if only and f.name in only:
                 values = [v for v in values if v in only[f.name]]
+            seeds = _unique([int(n.value) for n in ent.numbers if n.role == "seed"])
+            if f.name == "seed" and not done and len(seeds) >= 2 and seeds[0] in values:
+                values = [seeds[0]]  # one run per seed (next_target), in the order given
             if f.name == "dataset" and f.required and len(values) >= 2 and set(values) <= set(ent.by_class):
                 # "fine-tune X on my top sample" with two top samples: which one is not guessed
                 raise NeedsAnswer(question_for(tool, f, context, values))

@@ -725,3 +725,32 @@ def test_publishing_advice_is_no_tool_request():
     assert off_topic(extract("would you send it to Phys. Rev. D or to EPJC?", C1))
     assert not off_topic(extract("for the JINST paper, make 5k top jets", C1))
     assert not off_topic(extract("for the JHEP draft, plot the mass of ttbar_hi", C1))
+
+
+def test_one_run_per_listed_seed_and_distinct_names():
+    from jetfm.agent.router import next_target
+
+    nums = typed_numbers("retrain it with five seeds: 11, 12, 13 and 14")
+    assert [(n.value, n.role) for n in nums] == [(5, "n_seeds"), (11, "seed"), (12, "seed"), (13, "seed"),
+                                                (14, "seed")]
+    assert [n.role for n in typed_numbers("generate 1k hbb jets for seeds 3/4")][1:] == ["seed", "seed"]
+    ent = extract("finetune fm_mpm on ttbar_hi with seeds 21 and 22", C1)
+    done = [call("finetune", model="fm_mpm", dataset="ttbar_hi", seed=21)]
+    assert next_target(ent, done) == ("finetune", "seed", [22])
+    assert next_target(ent, [*done, call("finetune", model="fm_mpm", dataset="ttbar_hi", seed=22)]) is None
+
+
+def test_a_sentence_telling_what_happened_asks_nothing():
+    from jetfm.agent.clauses import proposed_tools
+
+    assert proposed_tools("The tagger scored it way too high last night.") == ()
+    assert proposed_tools("These jets looked odd in the event display") == ()
+    assert "plot_observable" in proposed_tools("it was generated with seed 5, now plot its mass")
+
+
+def test_jets_counted_out_with_no_action_word_are_jets_to_make():
+    from jetfm.agent.router import wants_new_jets
+
+    assert wants_new_jets(extract("ok so we'd need about three thousand boosted Z jets", C1))
+    assert not wants_new_jets(extract("the 10 most top-like jets of ttbar_hi", C1))  # a sample named
+    assert not wants_new_jets(extract("twenty gluon jets would be enough", C1))  # a handful: results
