@@ -114,7 +114,8 @@ _DONE_MYSELF = re.compile(r"\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall
 # A sentence that tells what happened, with no ask in it: "It got a weird score in my notebook.",
 # "The scan flagged it yesterday." (no comma: "it was made with seed 5, now plot it" asks)
 _NARRATIVE = re.compile(r"\W*(?:it|they|(?:the|this|that|these|those|my|our)\s+(?:\w+\s+){0,2}?(?:jets?|scan|score"
-                        r"|sample|model|tagger|run|job|plot|ones?)|this|that|these|those)\s+(?:also\s+|then\s+|just\s+)?(?:got|had|gave|showed|looked|came out"
+                        r"|sample|model|tagger|run|job|plot|ones?)|this|that|these|those)"
+                        r"\s+(?:also\s+|then\s+|just\s+)?(?:got|had|gave|showed|looked|came out"
                         r"|scored|flagged|ended up|turned out|seemed)\b[^,;:]*", re.I)
 # Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
 _LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
