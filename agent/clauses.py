@@ -32,6 +32,7 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
                         "how it is distributed", "how is it distributed", "how they are distributed",
                         "how are they distributed", "how they're distributed"),
     "show_jet": ("show jet", "show me jet", "display jet", "event display", "show entry", "show me entry",
+                 "look at jet", "see jet", "view jet", "look at entry",
                  "eta-phi plane", "eta-phi map", "in the eta-phi"),
     "generate_dataset": ("generat", "gen ", "simulat", "produce", "producing", "make"),
     "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
@@ -41,12 +42,12 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
                  "to discriminate", "tell apart", "from random init", "randomly initiali", "from random weights"),
     "evaluate": ("evaluat", "test it", "test the", "benchmark", "measure the auc", "roc curve", "what auc",
                  "score it"),
-    "embed": ("embed",),
+    "embed": ("embed", "feature vector", "representation vector", "latent vector", "latent representation"),
     "build_index": ("index", "faiss", "hnsw", "ivf", "product-quanti", "product quanti"),  # see NAMING_WORDS
     # "neighbours of jet 4" asks for a search; "use 25 neighbours" is a kNN setting of another tool
     "search_similar": ("similar", "nearest", "neighbours of", "neighbors of", "neighbour of", "neighbor of",
                        "resembl", "look like", "looks like", "looking like", "closest"),
-    "search_text": ("find", "search", "look for", "show me", "retrieve", "fetch", "pull up", "pull the", "pull out",
+    "search_text": ("find", "search", "look for", "look through", "show me", "retrieve", "fetch", "pull up", "pull the", "pull out",
                     "grab", "best match", "that match", "which match"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
@@ -71,7 +72,7 @@ STARTING_WORDS = ("restart", "rerun", "re-run", "redo", "relaunch", "re-launch",
 _THEN = r"(?:then|afterwards|after that|after this|finally|and also|as well as|followed by)"
 # A sentence's end is a separator too ("How good is my tagger? Evaluate it."), but not the point of a
 # number (0.8), a path (run.root) or an abbreviation's letter ("e.g. W").
-_SENTENCE_END = r"(?<![\s.]\w)[.?!]+\s+"
+_SENTENCE_END = r"(?<![\s.]\w)(?<!\bno)[.?!]+\s+"  # "jet no. 7" goes on
 _SEPARATOR = re.compile(
     rf"\s*(?:[,;]\s*(?:and\s+)?(?:{_THEN}\s+)?|\s(?:and\s+)?{_THEN}\s+)|{_SENTENCE_END}(?:{_THEN}\s+)?", re.I)
 
@@ -104,7 +105,7 @@ _ONE_JET = re.compile(r"\b(?:jets?|entry|entries|events?)\s*(?:number\s*|no\.\s*
                       r"|\b(?:first|last|\d+(?:st|nd|rd|th))\s+(?:jet|entry|event)\b", re.I)
 _THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # with "similar to": a jet
 _LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
-_SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e)\b", re.I)
+_SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e|look at|see|view)\b", re.I)
 _MAKE = re.compile(r"\bmake\b", re.I)
 # An option ruled out: "a flat index is out of the question", "brute force is not an option".
 _RULED_OUT = re.compile(r"\b(?:is|are)\s+(?:out of the question|not an option|off the table|not wanted)\b", re.I)
@@ -113,10 +114,11 @@ _DONE_MYSELF = re.compile(r"\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall
                           r"|'re going to|\s+are going to)\b[^.;!?]*\b(?:myself|ourselves)\b", re.I)
 # A sentence that tells what happened, with no ask in it: "It got a weird score in my notebook.",
 # "The scan flagged it yesterday." (no comma: "it was made with seed 5, now plot it" asks)
-_NARRATIVE = re.compile(r"\W*(?:it|they|(?:the|this|that|these|those|my|our)\s+(?:\w+\s+){0,2}?(?:jets?|scan|score"
+_NARRATIVE = re.compile(r"\W*(?:(?:it\s+)?(?:looks|seems)(?:\s+like)?\s+|apparently\s+|i think\s+)?(?:it|they|(?:the|this|that|these|those|my|our)\s+(?:\w+\s+){0,2}?(?:jets?|scan|score"
                         r"|sample|model|tagger|run|job|plot|ones?)|this|that|these|those)"
                         r"\s+(?:also\s+|then\s+|just\s+)?(?:got|had|gave|showed|looked|came out"
-                        r"|scored|flagged|ended up|turned out|seemed)\b[^,;:]*", re.I)
+                        r"|scored|flagged|ended up|turned out|seemed|finished|completed|ended|crashed|failed|is done|has finished)\b"
+                        r"[^,;:]*", re.I)
 # Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
 _LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
 # "show me jets with mass above 100 GeV", "show five jets that ...": jets to find, no display of one.
@@ -133,7 +135,31 @@ _NAMED = re.compile(r"\b(?:called|named|call it|name it)\s+[\"'`]?[\w.-]+", re.I
 # A kind of FAISS index named as such, not inside a name ("idx-run2-hnsw").
 _INDEX_KIND = re.compile(r"(?<![\w-])(?:hnsw|ivf\s?flat|ivf\s?pq|ivf|product[- ]quanti[sz]\w*)\b", re.I)
 # "show me their soft-drop mass": what is shown, after the verb
-_SHOW_WHAT = re.compile(r"\bshow\s+(?:me\s+|us\s+)?(?:their|its|the)\s+(.+)", re.I)
+_SHOW_WHAT = re.compile(r"\bshow\s+(?:me\s+|us\s+)?(?:(how\s+(?:many\s+)?)(?:their|its|the)?|their|its|the)\s*(.+)",
+                        re.I)
+# Goals that name their tool without its word (blind11: requests that say what they want to know).
+# "how does that classifier do on X?", "is my tagger any good on ...", "check how it performs on Y"
+_HOW_GOOD = re.compile(r"\bhow (?:well |good )?(?:does|do|did|would|will) (?:it|they|that|this|the|my|our)\b"
+                       r"[^.?!]{0,40}?\b(?:do|perform|fare|work)\b|\bhow (?:good|well)\b[^.?!]{0,30}?\b(?:is|are|does"
+                       r"|do)\b|\bany good\b|\bperform(?:s|ing)? on\b", re.I)
+# "teach a tiny network on X with the contrastive approach", "a backbone trained on X that predicts
+# the next constituent", "my own network that learns jet structure from unlabelled data"
+_TRAIN_NET = re.compile(r"\b(?:teach|train)\w*\s+(?:a|an|my|our)?\s*(?:own\s+)?(?:tiny\s+|small\s+|base\s+)?"
+                        r"(?:network|net|backbone|encoder|foundation model)\b|\b(?:network|backbone|encoder|net)\s+"
+                        r"(?:that\s+)?(?:learns|trained on)\b", re.I)
+_UNSUPERVISED = re.compile(r"\bunlabell?ed\b|\bself-?supervised\b|\blearns\b|\bwithout labels\b", re.I)
+# "the pretrained net", "pretrained weights": an adjective, no pretraining asked
+_PRETRAINED_THING = re.compile(r"\b(?:pre-?trained|fine-?tuned)\s+(?:\w+\s+)?(?:net|network|model|backbone|encoder"
+                               r"|weights|one|transformer|features|tagger|classifier|thing)\b", re.I)
+# "some way to quickly look up jets ... later", "something I can look up similar jets in": an index
+_LOOKUP_LATER = re.compile(r"\b(?:some\s+way|a\s+way|something|a\s+structure|a\s+tool)\s+(?:(?:to|i|we)\s+)?"
+                           r"(?:can\s+)?(?:quickly\s+|later\s+|fast\s+)?(?:look\s*up|search|query|retrieve)", re.I)
+# "sort the whole sample into 'W boson' and 'QCD jet'", "without training anything": zero-shot labels
+_SORT_INTO = re.compile(r"\bsort\w*\b[^.;!?]*?\binto\b", re.I)
+_NO_TRAINING = re.compile(r"\bwithout (?:any )?training\b", re.I)
+# "a top-vs-QCD tagger trained from random weights", "training a classifier": a finetune
+_TRAINED_TAGGER = re.compile(r"\b(?:tagger|classifier)s?\s+(?:trained|train)\b"
+                             r"|\btrain(?:ing)?\s+(?:a|an|the|my)?\s*(?:\S+\s+){0,2}?(?:tagger|classifier)\b", re.I)
 # Verbs that go with many actions ("find the weirdest jets", "show me jet 3"): they propose a text
 # search only when no more specific action word is there.
 GENERIC_TOOLS = ("search_text",)
@@ -147,6 +173,20 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     if _NARRATIVE.fullmatch(text.strip()):
         return ()
     tools = list(tools_of(text))
+    plain = tools_of(_PRETRAINED_THING.sub(" ", text))
+    # "could the pretrained net tell W from Z ...", "is the fine-tuned tagger any good": no training asked
+    tools = [t for t in tools if t not in ("pretrain", "finetune") or t in plain]
+    if _HOW_GOOD.search(text) and "evaluate" not in tools:
+        tools.append("evaluate")
+    if _TRAIN_NET.search(text) and (find_terms(text).get("objective") or _UNSUPERVISED.search(text)) \
+            and "finetune" not in tools:
+        tools = [t for t in tools if t != "generate_dataset"] + ["pretrain"]
+    if _LOOKUP_LATER.search(text):
+        tools = [t for t in tools if t not in ("search_similar", "search_text")] + ["build_index"]
+    if _TRAINED_TAGGER.search(text) and "finetune" not in tools:
+        tools = [t for t in tools if t != "generate_dataset"] + ["finetune"]
+    if (_SORT_INTO.search(text) or _NO_TRAINING.search(text)) and "zero_shot_classify" not in tools:
+        tools.append("zero_shot_classify")
     for not_asked in (_DONE_MYSELF.search(text), _RULED_OUT.search(text)):
         if not_asked is not None:  # "I'll make the plots myself", "a flat index is out of the question"
             after = tools_of(text[not_asked.end() :])
@@ -166,7 +206,7 @@ def proposed_tools(text: str) -> tuple[str, ...]:
         tools.append("show_jet")
     if one_jet and "show_jet" in tools and "plot_observable" in tools:
         tools.remove("plot_observable")  # "draw jet number 42": the display of that jet, not a histogram
-    if "embed" in tools and not re.search(r"\bembed", _EMBEDDINGS_USED.sub(" ", text), re.I):
+    if "embed" in tools and "embed" not in tools_of(_EMBEDDINGS_USED.sub(" ", text)):
         tools.remove("embed")  # "..., with embeddings from clr-small": what another action uses
     if "generate_dataset" in tools and len(tools) > 1 and "generate_dataset" not in tools_of(_MAKE.sub(" ", text)):
         tools.remove("generate_dataset")  # "make it an IVF-PQ one", "make a plot": "make" yields to the tool
@@ -180,7 +220,8 @@ def proposed_tools(text: str) -> tuple[str, ...]:
         tools.remove("show_jet")  # "show me jets with mass above 100 GeV": jets to find, no display of one
         tools += [] if "search_text" in tools else ["search_text"]
     shown = _SHOW_WHAT.search(text)
-    quantity = shown is not None and "observable" in find_terms(" ".join(shown.group(1).split()[:4]))
+    quantity = shown is not None and "observable" in find_terms(
+        (shown.group(1) or "") + " ".join(shown.group(2).split()[:4]))
     if quantity and not one_jet and set(tools) <= {*GENERIC_TOOLS}:
         tools = ["plot_observable"]  # "then show me their soft-drop mass": a distribution to look at
     if any(t not in GENERIC_TOOLS for t in tools):
@@ -285,7 +326,8 @@ def action_clauses(request: str) -> list[Clause]:
                 and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
             clauses.pop()  # the purpose is said again by the action: one clause, the action's
         plain = _NEGATED.sub(" ", text)
-        if tools and (_starts_an_action(plain) or _starts_an_action(_LEAD_IN.sub("", plain))) and not same:
+        if tools and (_starts_an_action(plain) or _starts_an_action(_LEAD_IN.sub("", plain))
+                      or _states_a_goal(plain)) and not same:
             clauses.append(Clause(start, end, text, tools))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):
             # "..., and a 3000-jet QCD sample called qcd3k": the action before again, on a new target
@@ -307,6 +349,13 @@ def _action_word(text: str, pos: int = 0, anchored: bool = False) -> re.Match[st
             return m
         m = None if anchored else pattern.search(text, m.end())
     return None
+
+
+def _states_a_goal(text: str) -> bool:
+    """A goal that names its tool without its word, anywhere in the piece ("Is my classifier any good on
+    ...?", "I'd like some way to quickly look up ...", "a backbone trained on X that predicts ...")."""
+    return any(p.search(text) for p in (_HOW_GOOD, _TRAIN_NET, _LOOKUP_LATER, _SORT_INTO, _TRAINED_TAGGER)) \
+        or bool(re.search(r"\bfeature vectors?\b", text, re.I))
 
 
 def _starts_an_action(text: str) -> bool:

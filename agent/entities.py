@@ -246,12 +246,16 @@ _LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[-
 # A question that asks for an explanation ("why does the top mass peak at 173 GeV?") or a verb no tool
 # has ("book a meeting", "email my supervisor"): answered by a person or a textbook, not by a tool.
 _EXPLAIN = re.compile(r"^\W*(?:(?:in (?:a|one) (?:sentence|line|word|nutshell)(?: or two)?|briefly|in short|roughly"
-                      r"|in simple terms|remind me|quick question)\W+)?"
+                      r"|in simple terms|in simple words|in plain words|in plain english|remind me|quick question)\W+)?"
                       r"(?:why|how come|what is the reason|what's the reason|explain(?: to me)? why|"
                       r"can you explain|could you explain|what causes"
                       r"|what(?:'s| is| are) the (?:difference|differences|point|idea|intuition)"
                       r"|how (?:does|do|is|are|would|should|can) [^.?!]{0,80}?\b(?:differ|work|compare|relate|help)"
-                      r"|in what way)\b", re.I)
+                      r"|in what way|what (?:does|do) [^.?!]{0,60}?\b(?:actually |really )?(?:measure|mean|capture"
+                      r"|quantify|tell (?:us|me)))\b"
+                      # "... I don't need you to run anything": a question, said so
+                      r"|\b(?:(?:don't|do not|no need to)\s+(?:need\s+(?:you\s+)?to\s+)?run\s+anything"
+                      r"|without running anything)\b", re.I)
 # Where a paper goes ("would you send it to SciPost or JINST?"): publishing advice, which no tool gives.
 _VENUE = re.compile(r"\b(?:scipost|jinst|jhep|epjc|epj ?c|phys\.? ?rev\.?(?: ?[a-e]| letters)?|prl|prd"
                     r"|comput\.? ?phys\.? ?commun\.?|which (?:journal|venue|conference)"

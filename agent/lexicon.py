@@ -30,7 +30,7 @@ OBSERVABLE_WORDS: dict[str, tuple[str, ...]] = {
     "n_constituents": (
         "number of constituents", "constituent multiplicity", "n_constituents", "multiplicity", "constituent count",
         "number of particles", "particle multiplicity", "particle count", "nconst", "n_const", "constituents",
-        "particles per jet",
+        "particles per jet", "how many particles", "how many constituents",
     ),
     "tau21": ("tau21", "two subjettiness ratio"),
     "tau32": ("tau32", "three subjettiness ratio"),
@@ -44,9 +44,13 @@ OBJECTIVE_WORDS: dict[str, tuple[str, ...]] = {
     "mpm": (
         "mpm", "masked particle", "masked particle modelling", "masked particle modeling", "masked particle likelihood",
         "masked modelling", "masked modeling", "bert style", "masking",
+        # the task in words: "by hiding some particles and predicting them back"
+        "hiding some particles", "hiding particles", "hide some particles", "hides some particles",
+        "predicting them back", "predict them back", "fill in the hidden", "filling in hidden",
     ),
     "contrastive": ("contrastive", "simclr", "jetclr", "infonce"),
-    "ntp": ("ntp", "next token", "autoregressive", "gpt style", "gpt like", "next particle", "generative"),
+    "ntp": ("ntp", "next token", "autoregressive", "gpt style", "gpt like", "next particle", "generative",
+            "next constituent", "sample new jets", "generate new jets from it"),
 }
 MODE_WORDS: dict[str, tuple[str, ...]] = {
     "linear_probe": ("linear probe", "linear probing", "linear_probe", "linear head"),
@@ -78,7 +82,8 @@ ANOMALY_METHOD_WORDS: dict[str, tuple[str, ...]] = {
 }
 ARTIFACT_KIND_WORDS: dict[str, tuple[str, ...]] = {
     "dataset": ("datasets", "samples", "data sets"),
-    "model": ("models", "backbones", "classifiers", "taggers", "checkpoints", "networks"),
+    "model": ("models", "backbones", "classifiers", "taggers", "checkpoints", "networks", "neural nets",
+              "nets", "neural networks"),
     "embedding": ("embeddings", "vectors", "latent vectors"),
     "index": ("indexes", "indices", "faiss indexes", "search indexes"),
     "plot": ("plots", "figures", "histograms", "images", "pictures"),

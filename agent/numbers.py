@@ -128,6 +128,7 @@ _BEFORE_ROLES = (
     # "seeds 101, 102 and 103", "with seeds: 1/2/3": each a seed (one run per seed, agent/router.py)
     ("seed", re.compile(r"\bseeds\s*(?:of|=|:|are)?\s*(?:\d+\s*(?:,|and|&|/|or)?\s*){0,6}$")),
     ("lr", re.compile(r"\b(?:lr|learning[ -]rate)\s*(?:of|=|:|is)?\s*$")),
+    ("device", re.compile(r"\b(?:gpu|cuda|card)\s*(?:#|no\.?|number)?\s*:?\s*$")),  # "on gpu 1": no count
     ("batch_size", re.compile(r"\b(?:batch(?:es)?(?:[ _-]size)?|bs)\s*(?:of|=|:|is)?\s*$")),
     ("k", re.compile(r"\b(?:k|top|best|first)\s*(?:=|:)?\s*$")),
     ("workers", re.compile(r"\bworkers?\s*(?:=|:)?\s*$")),
@@ -147,7 +148,7 @@ _AFTER_ROLES = (
     ("parts", re.compile(r"^\s*(?:[\w\-]+\s+){0,2}?(?:subjets?|prongs?|constituents?|particles?|leptons?"
                          r"|tracks?)\b")),
     ("batch_size", re.compile(r"^\s*(?:jets )?(?:per batch|batch size|a batch|in a batch|in each batch"
-                              r"|per (?:forward )?pass|in each (?:forward )?pass)\b")),
+                              r"|per (?:forward )?pass|in each (?:forward )?pass|at a time|at once|in one go)\b")),
     ("jets", re.compile(r"^\s*-?(?:[\w\-]+\s+){0,2}?(?:jets?|events?|of them|in total|total)\b")),
     # "a dozen is enough", "50 will do": how many are wanted
     ("jets", re.compile(r"^\s*(?:is|are|will|would|should)\s+(?:be\s+)?(?:enough|plenty|fine|do)\b")),
@@ -169,7 +170,7 @@ _MIN_WORDS = re.compile(
 )
 _MAX_WORDS = re.compile(r"(?:below|under|<=?|at most|less than|up to|lighter than|max(?:imum)?|smaller than)\s*$")
 _RANGE_JOIN = re.compile(r"^\s*(?:gev|tev)?\s*(?:-|\u2013|\u2014|to|and|\.\.)\s*$", re.IGNORECASE)
-_MASS_WORDS = re.compile(r"\b(?:mass|msd|m_sd|m_j|heavier|lighter|soft[- ]?drop)\b")
+_MASS_WORDS = re.compile(r"\b(?:mass(?:es)?|msd|m_sd|m_j|heavier|lighter|soft[- ]?drop)\b")
 _PT_WORDS = re.compile(r"\b(?:pt|p_t|momentum|p_\{t\})\b")
 
 

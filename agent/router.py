@@ -144,6 +144,10 @@ def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
     return None
 
 
+# Jets kept by their truth label: "the top-labelled jets", "jets labelled as W".
+_LABELLED = re.compile(r"\b[\w>-]+-labell?ed\b|\blabell?ed\s+as\b", re.I)
+
+
 def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set[str]:
     """The fields of ``tool`` whose value the request states with the field's own word and that no
     earlier call of this plan used ("seed 7" of a generate step is not the next step's seed)."""
@@ -183,6 +187,8 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     used_lists = {v for call in done for value in call["args"].values() if isinstance(value, list) for v in value}
     if len([c for c in ent.classes if c not in used_lists]) >= 2:
         stated |= {f.name for f in fields if f.kind == "enum_list" and f.name in ("classes", "labels")}
+    if ent.classes and _LABELLED.search(ent.action_text or ent.request):  # "only among the top-labelled jets"
+        stated |= {f.name for f in fields if f.kind == "enum_list" and f.name == "labels"}
     if ent.classes and _SIGNAL.search(ent.action_text or ent.request):  # "with hbb as signal"
         stated |= {f.name for f in fields if f.name == "signal"}
     return stated
@@ -466,6 +472,10 @@ class Router:
             # one action, and every tool its words name has had its call ("the per-class summary stats
             # for wz_boosted" asked for no histogram): ending gets the head start
             prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]
+        elif not done and not ent.clauses and any(n.role in ("n_labels", "n_labels_total") for n in ent.numbers):
+            # "could the default model separate those two if I give it only 500 labels?": labels to
+            # train with, and no other action named, are a finetune
+            prior = [CLAUSE_PRIOR if n == "finetune" else 0.0 for n in names]
         elif not done and not ent.clauses and wants_new_jets(ent):
             # "let's have a couple of thousand hadronic W jets": jets of a class counted out, with no
             # action word and no sample named, are jets to make
@@ -521,7 +531,8 @@ class Router:
         fields = tool_fields(tool)
         args: dict[str, Any] = {}
         stated = stated_settings(tool, ent, done)
-        if ent.anaphora and not ent.repeat and not ent.models and (made["model"] or _previous(context, "model")):
+        if ent.anaphora and not ent.repeat and not ent.models and (made["model"] or _previous(context, "model")
+                                                                   or ent.earlier.get("models")):
             stated |= {f.name for f in fields if f.kind == "model"}  # "embed run2 with it": write it
         if made["index"]:
             stated |= {f.name for f in fields if f.kind == "index"}  # "index X, then find ...": search in it
@@ -704,6 +715,10 @@ def grounded_values(
         if f.name == "n_labels" and any(n.role == "n_labels_total" for n in ent.numbers):
             roles = ("n_labels_total",)  # "250 labelled jets per class" of two classes: 500 labels
         fits = [n.value for n in ent.numbers if n.role in roles or not n.role]
+        if any(n.role == f.name for n in ent.numbers):  # "those two Higgs decays ... only 500 labels": the
+            fits = [n.value for n in ent.numbers if n.role == f.name]  # number its own word names wins
+        elif any(n.role in roles for n in ent.numbers if n.role):  # a number whose words fit wins over one
+            fits = [n.value for n in ent.numbers if n.role in roles]  # that no words place
         pointer = (tool, f.name) in JET_POINTERS
         step = 1 if _NEXT.search(ent.request) else -1 if _BEFORE.search(ent.request) else 0
         # a value of its own ("30 neighbours", "the next one") replaces the last turn's
@@ -736,8 +751,9 @@ def grounded_values(
         if not found and ent.anaphora:  # "build a flat index", then "use it to find ...": that index
             found = _built_before(context)
         return found
-    if f.kind == "device":
-        return _unique([*re.findall(r"cuda:\d+", ent.request), *[str(v) for v in ent.terms.get("device", [])]])
+    if f.kind == "device":  # "cuda:1", "on gpu 1" (cuda:1), "on the GPU"
+        cards = [f"cuda:{n}" for n in re.findall(r"\b(?:cuda:|gpu\s*#?\s*|card\s+#?)(\d+)\b", ent.request, re.I)]
+        return _unique(cards) or _unique([str(v) for v in ent.terms.get("device", [])])
     if f.kind == "job":
         if ent.jobs:
             return list(ent.jobs)

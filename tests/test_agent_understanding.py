@@ -439,7 +439,7 @@ def test_a_sentence_end_separates_actions_but_not_a_decimal_or_an_abbreviation()
 
     clauses = action_clauses("Is my classifier any good? Evaluate it on qcd_ref.")
     assert [c.tools for c in clauses] == [("evaluate",)]
-    assert clauses[0].text == "Evaluate it on qcd_ref."
+    assert clauses[0].text.endswith("Evaluate it on qcd_ref.")  # the question is the same action
     assert len(action_clauses("generate 2k jets with R = 0.8. Then plot the mass")) == 2
     assert len(action_clauses("plot jets with tau21 below 0.35 of hbb_test")) == 1  # 0.35 is a number
     assert len(action_clauses("plot the mass of the W jets, e.g. from ttbar_hi")) == 1
@@ -754,3 +754,52 @@ def test_jets_counted_out_with_no_action_word_are_jets_to_make():
     assert wants_new_jets(extract("ok so we'd need about three thousand boosted Z jets", C1))
     assert not wants_new_jets(extract("the 10 most top-like jets of ttbar_hi", C1))  # a sample named
     assert not wants_new_jets(extract("twenty gluon jets would be enough", C1))  # a handful: results
+
+
+# --- rules from the eleventh blind suite's misses: goals that name no operation (model-free) -------
+
+
+@pytest.mark.parametrize(("text", "tools"), [
+    ("would that tagger of yours hold up on qcd_ref, how well does it do there?", ("evaluate",)),
+    ("is the finetuned thing any good on hbb_test", ("evaluate",)),
+    ("I'd like to teach a small network on ttbar_hi with the contrastive approach", ("pretrain",)),
+    ("we want an encoder that learns from the unlabelled qcd_ref by masking particles", ("pretrain",)),
+    ("map each jet of hbb_test to a feature vector", ("embed",)),
+    ("I'd like something I can quickly look up similar jets in, for ttbar_hi", ("build_index",)),
+    ("sort everything in hbb_test into 'Higgs' and 'not Higgs'", ("zero_shot_classify",)),
+    ("a W-vs-QCD classifier trained from random weights on hbb_test, please", ("finetune",)),
+    ("can I look at jet 40 of ttbar_hi", ("show_jet",)),
+    ("ok now show me how many constituents they have", ("plot_observable",)),
+])
+def test_a_goal_names_its_tool_without_the_tools_word(text, tools):
+    from jetfm.agent.clauses import action_clauses
+
+    clauses = action_clauses(text)
+    assert [c.tools for c in clauses] == [tools]
+
+
+def test_a_pretrained_thing_is_no_pretraining_and_labels_make_a_finetune():
+    from jetfm.agent.clauses import proposed_tools
+
+    assert "pretrain" not in proposed_tools("could the pretrained backbone separate W from Z with 200 labelled jets?")
+    ent = extract("can the default model tell those three classes apart if it only sees 700 labels?", C1)
+    assert values("can the default model tell those three classes apart if it only sees 700 labels?", C1,
+                  "finetune", "n_labels") == [700]  # the number its own word names, not "three"
+    assert any(n.role == "n_labels" for n in ent.numbers)
+
+
+def test_settings_said_in_words_of_their_own():
+    assert values("pretrain on ttbar_hi with 512 jets at a time", C1, "pretrain", "batch_size") == [512]
+    assert values("embed hbb_test on gpu 2 with batch 300", C1, "embed", "device") == ["cuda:2"]
+    assert values("embed hbb_test on gpu 2 with batch 300", C1, "embed", "batch_size") == [300]
+    assert values("the 15 closest to jet 3, masses between 60 and 110 GeV", C1, "search_similar", "mass_min") == [60]
+    assert values("now find jets like jet 5 among the W-labelled jets of ttbar_hi", C1, "search_similar",
+                  "labels") == ["wqq"]
+
+
+def test_a_question_that_says_run_nothing_calls_no_tool():
+    from jetfm.agent.entities import off_topic
+
+    assert off_topic(extract("in plain words, what does the kNN anomaly score of a jet measure?", C1))
+    assert off_topic(extract("what do the embeddings actually capture? no need to run anything", C1))
+    assert not off_topic(extract("run the kNN anomaly scan on hbb_test", C1))
