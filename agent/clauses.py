@@ -47,7 +47,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     # "neighbours of jet 4" asks for a search; "use 25 neighbours" is a kNN setting of another tool
     "search_similar": ("similar", "nearest", "neighbours of", "neighbors of", "neighbour of", "neighbor of",
                        "resembl", "look like", "looks like", "looking like", "closest"),
-    "search_text": ("find", "search", "look for", "look through", "show me", "retrieve", "fetch", "pull up", "pull the", "pull out",
+    "search_text": ("find", "search", "look for", "look through", "show me", "retrieve", "fetch", "pull up",
+                    "pull the", "pull out",
                     "grab", "best match", "that match", "which match"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
@@ -114,10 +115,12 @@ _DONE_MYSELF = re.compile(r"\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall
                           r"|'re going to|\s+are going to)\b[^.;!?]*\b(?:myself|ourselves)\b", re.I)
 # A sentence that tells what happened, with no ask in it: "It got a weird score in my notebook.",
 # "The scan flagged it yesterday." (no comma: "it was made with seed 5, now plot it" asks)
-_NARRATIVE = re.compile(r"\W*(?:(?:it\s+)?(?:looks|seems)(?:\s+like)?\s+|apparently\s+|i think\s+)?(?:it|they|(?:the|this|that|these|those|my|our)\s+(?:\w+\s+){0,2}?(?:jets?|scan|score"
+_NARRATIVE = re.compile(r"\W*(?:(?:it\s+)?(?:looks|seems)(?:\s+like)?\s+|apparently\s+|i think\s+)?"
+                        r"(?:it|they|(?:the|this|that|these|those|my|our)\s+(?:\w+\s+){0,2}?(?:jets?|scan|score"
                         r"|sample|model|tagger|run|job|plot|ones?)|this|that|these|those)"
                         r"\s+(?:also\s+|then\s+|just\s+)?(?:got|had|gave|showed|looked|came out"
-                        r"|scored|flagged|ended up|turned out|seemed|finished|completed|ended|crashed|failed|is done|has finished)\b"
+                        r"|scored|flagged|ended up|turned out|seemed|finished|completed|ended|crashed|failed|is done"
+                        r"|has finished)\b"
                         r"[^,;:]*", re.I)
 # Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
 _LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
