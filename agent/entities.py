@@ -139,6 +139,11 @@ def _this_time(text: str, terms: dict[str, list[object]]) -> dict[str, list[obje
     return terms | {vocab: values for vocab, values in later.items() if vocab in _SETTING_VOCABULARIES and values}
 
 
+# A folder said apart from the file: "copied it into the workspace under incoming/", "put it in data/raw/".
+_FOLDER = re.compile(r"\b(?:under|in|into|to)\s+(?:the\s+)?(?:workspace\s+)?(?:(?:under|in)\s+)?"
+                     r"((?:[\w.\-]+/)+)(?![\w\-])", re.I)
+
+
 def _looks_like_path(text: str) -> bool:
     """"data/run2.root", "/eos/x", "imports/cms_opendata" are paths; "W/Z", "tau3/tau2", "light-quark/gluon" are not."""
     if re.fullmatch(r"(?:tau|\u03c4|t)_?\{?\d\}?/(?:tau|\u03c4|t)_?\{?\d\}?", text, re.IGNORECASE):  # also τ3/τ2, t3/t2
@@ -183,6 +188,12 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     ent.paths = _unique(p for p in PATH.findall(text) if _looks_like_path(p))
     for p in ent.paths:
         text = text.replace(p, " ")
+    files = [p for p in ent.paths if "/" not in p]
+    folder = _FOLDER.search(request)
+    if folder and len(files) == 1:
+        # "I copied delphes_tt.h5 into the workspace under incoming/": the file in that folder
+        ent.paths = [folder.group(1) + files[0], *(p for p in ent.paths if p not in (files[0], folder.group(1)))]
+        text = text.replace(folder.group(1), " ")
     known = {
         **{_fold(n): ("indexes", n) for n in context.indexes},
         **{_fold(n): ("models", n) for n in context.models},

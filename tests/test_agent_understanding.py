@@ -803,3 +803,10 @@ def test_a_question_that_says_run_nothing_calls_no_tool():
     assert off_topic(extract("in plain words, what does the kNN anomaly score of a jet measure?", C1))
     assert off_topic(extract("what do the embeddings actually capture? no need to run anything", C1))
     assert not off_topic(extract("run the kNN anomaly scan on hbb_test", C1))
+
+
+def test_a_file_and_its_folder_said_apart_are_one_path():
+    assert extract("got cms_2017.root from a colleague, it is in data/raw/ -- register it as cms17").paths == [
+        "data/raw/cms_2017.root"]
+    assert extract("I dropped ttjets.h5 into the workspace under uploads/. Import it").paths == ["uploads/ttjets.h5"]
+    assert extract("import imports/aspen_run3.h5 as aspen3").paths == ["imports/aspen_run3.h5"]
