@@ -35,7 +35,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
                  "look at jet", "see jet", "view jet", "look at entry",
                  "eta-phi plane", "eta-phi map", "in the eta-phi"),
     "generate_dataset": ("generat", "gen ", "simulat", "produce", "producing", "make"),
-    "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in"),
+    "import_dataset": ("import", "register", "ingest", "load the file", "read the file", "bring in", "bring it in",
+                       "bring them in", "bring that in"),
     "pretrain": ("pretrain", "pre-train", "pre train"),
     "finetune": ("fine-tun", "finetun", "fine tun", "train a classifier", "train a tagger", "linear probe",
                  "train a linear", "probe", "from scratch", "from-scratch", "to separate", "to distinguish",
@@ -50,7 +51,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "search_text": ("find", "search", "look for", "look through", "show me", "retrieve", "fetch", "pull up",
                     "pull the", "pull out",
                     "grab", "best match", "that match", "which match"),
-    "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan"),
+    "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan", "anything strange",
+                     "strange jets", "strange-looking", "anything odd", "out of place"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate", "stop that", "stop this",
                    "stop the run", "stop the training", "stop the pretrain", "stop my", "stop it", "halt"),
@@ -105,7 +107,7 @@ _ONE_JET = re.compile(r"\b(?:jets?|entry|entries|events?)\s*(?:number\s*|no\.\s*
                       rf"|\b(?:jet|entry|event)\s+(?:number\s+|no\.\s*)?{_NUMBER_WORD}\b"
                       r"|\b(?:first|last|\d+(?:st|nd|rd|th))\s+(?:jet|entry|event)\b", re.I)
 _THAT_ONE = re.compile(r"\b(?:this|that|the same)\s+(?:one|jet)\b", re.I)  # with "similar to": a jet
-_LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?)\b", re.I)
+_LIKE = re.compile(r"\b(?:like|similar|resembl\w*|closest|nearest|neighbou?rs?|look-?alikes?)\b", re.I)
 _SHOW = re.compile(r"\b(?:show|display|draw|picture|visuali[sz]e|look at|see|view)\b", re.I)
 _MAKE = re.compile(r"\bmake\b", re.I)
 # An option ruled out: "a flat index is out of the question", "brute force is not an option".
@@ -122,13 +124,24 @@ _NARRATIVE = re.compile(r"\W*(?:(?:it\s+)?(?:looks|seems)(?:\s+like)?\s+|apparen
                         r"|scored|flagged|ended up|turned out|seemed|finished|completed|ended|crashed|failed|is done"
                         r"|has finished)\b"
                         r"[^,;:]*", re.I)
+# A jet pointed at in an earlier sentence, then referred to: "... look like it", "resembling that one".
+_IT_THE_JET = re.compile(r"\b(?:look(?:s|ing)?\s+like|resembl\w*|similar\s+to)\s+(?:it|that\s+one|this\s+one"
+                         r"|that\s+jet|this\s+jet|him)\b", re.I)
+# What the user did, told as context: "I launched the big generation this morning but then realised ..."
+_I_DID = re.compile(r"\W*(?:so\s+|well\s+|ok\s+)?(?:i|we)\s+(?:already\s+|just\s+|first\s+)?(?:launched|started|ran"
+                    r"|submitted|kicked off|generated|made|trained|pretrained|fine-?tuned|built|realised|realized"
+                    r"|noticed|tried|ran)\b", re.I)
+# The marks of an ask in such a sentence: "..., so could you now ...", "and I'd like ..."
+_ASKS = re.compile(r"\b(?:please|pls|could you|can you|would you|now|let's|go ahead|i'd like|i would like|i want"
+                   r"|i need|we need|we want|you should)\b", re.I)
 # Jets described, not pointed at: "jets that look like a boosted W", "resembling H to b b-bar".
 _LOOK_LIKE = re.compile(r"\b(?:looks?|looking)\s+like\b|\bresembl\w*", re.I)
 # "show me jets with mass above 100 GeV", "show five jets that ...": jets to find, no display of one.
 _SHOW_JETS = re.compile(rf"\b(?:show|display)\s+(?:me\s+|us\s+)?(?:(?:the\s+)?(?:\d+|{_NUMBER_WORD}|a\s+few|some)\s+)?"
                         r"(?:\w+\s+)?jets\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
-_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b"
+_EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on|in|into|over)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b"
+                              r"|[\w.-]+'s\s+embeddings\b"
                               r"|\bembeddings\s+(?:from|by|made\s+(?:with|by)|computed\s+(?:with|by))\b", re.I)
 # An index named as what an action uses, not as something to build.
 _INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+|that\s+|this\s+|my\s+|our\s+|its\s+)?"
@@ -148,15 +161,24 @@ _HOW_GOOD = re.compile(r"\bhow (?:well |good )?(?:does|do|did|would|will) (?:it|
 # "teach a tiny network on X with the contrastive approach", "a backbone trained on X that predicts
 # the next constituent", "my own network that learns jet structure from unlabelled data"
 _TRAIN_NET = re.compile(r"\b(?:teach|train)\w*\s+(?:a|an|my|our)?\s*(?:own\s+)?(?:tiny\s+|small\s+|base\s+)?"
-                        r"(?:network|net|backbone|encoder|foundation model)\b|\b(?:network|backbone|encoder|net)\s+"
-                        r"(?:that\s+)?(?:learns|trained on)\b", re.I)
-_UNSUPERVISED = re.compile(r"\bunlabell?ed\b|\bself-?supervised\b|\blearns\b|\bwithout labels\b", re.I)
+                        r"(?:network|net|backbone|encoder|foundation model)\b"
+                        r"|\b(?:network|backbone|encoder|net|model)\s+(?:that\s+)?(?:to\s+)?(?:learns?|trained on)\b",
+                        re.I)
+_UNSUPERVISED = re.compile(r"\bunlabell?ed\b|\bself-?supervised\b|\blearns?\b|\bwithout (?:any )?labels\b", re.I)
 # "the pretrained net", "pretrained weights": an adjective, no pretraining asked
 _PRETRAINED_THING = re.compile(r"\b(?:pre-?trained|fine-?tuned)\s+(?:\w+\s+)?(?:net|network|model|backbone|encoder"
                                r"|weights|one|transformer|features|tagger|classifier|thing)\b", re.I)
 # "some way to quickly look up jets ... later", "something I can look up similar jets in": an index
-_LOOKUP_LATER = re.compile(r"\b(?:some\s+way|a\s+way|something|a\s+structure|a\s+tool)\s+(?:(?:to|i|we)\s+)?"
-                           r"(?:can\s+)?(?:quickly\s+|later\s+|fast\s+)?(?:look\s*up|search|query|retrieve)", re.I)
+_LOOKUP_LATER = re.compile(r"\b(?:(?:some\s+way|a\s+way|something|a\s+structure|a\s+tool)\s+"
+                           r"(?:(?:to|i|we)\s+)?(?:can\s+)?|be\s+able\s+to\s+)(?:quickly\s+|later\s+|fast\s+)?"
+                           r"(?:look\s*up|search|query|retrieve)"
+                           r"|\ban?\s+(?:\S+\s+)?index\s+(?:is|would be)\s+(?:fine|ok|okay|enough|good)\b", re.I)
+# "I'd like to see how tau32 is distributed in X", "see how the soft-drop mass looks": a distribution
+_SEE_HOW = re.compile(r"\b(?:see|know|check|look at)\s+how\s+(?:the\s+|its\s+|their\s+)?[\w\s-]{1,30}?\s+"
+                      r"(?:looks?|is distributed|are distributed|is spread|are spread|varies)\b", re.I)
+# "a compact numeric summary of every jet ... for my own BDT": one vector per jet, an embedding
+_PER_JET_VECTOR = re.compile(r"\b(?:summary|representation|vector|encoding|feature set)\s+(?:of|for)\s+(?:every|each"
+                             r"|all the)\s+jets?\b|\bper[- ]jet\s+(?:vectors?|features|representations?)\b", re.I)
 # "sort the whole sample into 'W boson' and 'QCD jet'", "without training anything": zero-shot labels
 _SORT_INTO = re.compile(r"\bsort\w*\b[^.;!?]*?\binto\b", re.I)
 _NO_TRAINING = re.compile(r"\bwithout (?:any )?training\b", re.I)
@@ -173,7 +195,7 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     ("like #256", "show me the first jet") means a similar-jet search or the jet's display; "look
     like" without one ("jets that look like a boosted W") describes jets for a text search; a
     generic verb gives way to a specific action word ("find the weirdest jets": a scan)."""
-    if _NARRATIVE.fullmatch(text.strip()):
+    if _NARRATIVE.fullmatch(text.strip()) or (_I_DID.match(text) and not _ASKS.search(text)):
         return ()
     tools = list(tools_of(text))
     plain = tools_of(_PRETRAINED_THING.sub(" ", text))
@@ -184,6 +206,11 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     if _TRAIN_NET.search(text) and (find_terms(text).get("objective") or _UNSUPERVISED.search(text)) \
             and "finetune" not in tools:
         tools = [t for t in tools if t != "generate_dataset"] + ["pretrain"]
+    seen = _SEE_HOW.search(text)
+    if seen and "observable" in find_terms(seen.group(0)) and "plot_observable" not in tools:
+        tools = [t for t in tools if t not in GENERIC_TOOLS] + ["plot_observable"]
+    if _PER_JET_VECTOR.search(text):
+        tools = [t for t in tools if t != "describe_dataset"] + ["embed"]
     if _LOOKUP_LATER.search(text):
         tools = [t for t in tools if t not in ("search_similar", "search_text")] + ["build_index"]
     if _TRAINED_TAGGER.search(text) and "finetune" not in tools:
@@ -207,9 +234,10 @@ def proposed_tools(text: str) -> tuple[str, ...]:
         tools.append("search_similar")
     if one_jet and _SHOW.search(text) and "search_similar" not in tools and "show_jet" not in tools:
         tools.append("show_jet")
-    if one_jet and "show_jet" in tools and "plot_observable" in tools:
+    if (one_jet or _THAT_ONE.search(text)) and "show_jet" in tools and "plot_observable" in tools:
         tools.remove("plot_observable")  # "draw jet number 42": the display of that jet, not a histogram
-    if "embed" in tools and "embed" not in tools_of(_EMBEDDINGS_USED.sub(" ", text)):
+    if "embed" in tools and _EMBEDDINGS_USED.search(text) \
+            and "embed" not in tools_of(_EMBEDDINGS_USED.sub(" ", text)):
         tools.remove("embed")  # "..., with embeddings from clr-small": what another action uses
     if "generate_dataset" in tools and len(tools) > 1 and "generate_dataset" not in tools_of(_MAKE.sub(" ", text)):
         tools.remove("generate_dataset")  # "make it an IVF-PQ one", "make a plot": "make" yields to the tool
@@ -238,6 +266,7 @@ class Clause:
     end: int
     text: str
     tools: tuple[str, ...]  # the tools its action words may mean, in ACTION_WORDS order
+    goal: bool = False  # named by a goal, not by a tool's word ("is my tagger any good on X?"): see goal_stated
 
 
 @lru_cache(maxsize=1)
@@ -321,24 +350,47 @@ def action_clauses(request: str) -> list[Clause]:
         names_nothing = not re.search(r"[\w-]*[\d_]", text) and not _NAMED.search(text)
         word = _action_word(text)
         same = bool(clauses) and tools == clauses[-1].tools and bool(
-            re.search(r"\b(?:it|them)\b", text, re.I) or _QUALIFIER.match(text) or _HOW.match(text)
+            re.search(r"\b(?:it|them|ones)\b", text, re.I) or _QUALIFIER.match(text) or _HOW.match(text)
             or _CORRECTING.match(text) or (new_sentence and names_nothing)
             or (names_nothing and word is not None and word.start() > 0 and not _ASKING.match(text)
                 and not re.match(r"(?:please|and|also|now|next|finally)\b", text, re.I)))
         if not same and new_sentence and tools == clauses[-1].tools \
                 and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
             clauses.pop()  # the purpose is said again by the action: one clause, the action's
+        pointed_back = "search_text" in tools and bool(_LOOK_LIKE.search(text) and _IT_THE_JET.search(text)
+                                                         and _ONE_JET.search(request[:start]))
+        if pointed_back:
+            tools = ("search_similar",)  # "Jet 512 is a nice H->4q candidate. Others that look like it?"
         plain = _NEGATED.sub(" ", text)
         if tools and (_starts_an_action(plain) or _starts_an_action(_LEAD_IN.sub("", plain))
-                      or _states_a_goal(plain)) and not same:
-            clauses.append(Clause(start, end, text, tools))
+                      or goal_stated(plain) or pointed_back) and not same:
+            clauses.append(Clause(start, end, text, tools, goal_stated(plain) or pointed_back))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):
             # "..., and a 3000-jet QCD sample called qcd3k": the action before again, on a new target
             clauses.append(Clause(start, end, text, clauses[-1].tools))
         elif clauses:  # "..., 500 steps": more about the action before
             last = clauses[-1]
-            clauses[-1] = Clause(last.start, end, request[last.start : end].strip(), last.tools)
+            clauses[-1] = Clause(last.start, end, request[last.start : end].strip(), last.tools, last.goal)
+    no_index = _NO_INDEX_YET.search(request)
+    if no_index and _ONE_JET.search(request[: no_index.start()]) and _LIKE.search(request[: no_index.start()]):
+        # "I want look-alikes of jet 88 in X. There's no index for it yet, so make one first and then give
+        # me the 5 closest": the index first (with what the words after the statement say of it), then
+        # the search the request is for, read with the jet it points at
+        searches = [c for c in clauses if c.start >= no_index.start() and set(c.tools) & {"search_similar",
+                                                                                          "search_text"}]
+        if searches:
+            last = searches[-1]
+            purpose = request[: no_index.start()].strip()
+            clauses = [Clause(no_index.start(), last.start, request[no_index.start() : last.start].strip(),
+                              ("build_index",)),
+                       # its span takes in the purpose, so the jet number there is this search's
+                       Clause(0, last.end, f"{purpose} {last.text}", ("search_similar",), last.goal)]
     return clauses
+
+
+# "there's no index for it yet", "X has no index": the index is made before the search the request wants
+_NO_INDEX_YET = re.compile(r"(?:\b(?:but\s+|and\s+|as\s+)?there(?:'s|\s+is)\s+)?\bno (?:faiss |search )?index\b[^.;]*?"
+                           r"\byet\b|\bhas no (?:faiss )?index\b", re.I)
 
 
 def _action_word(text: str, pos: int = 0, anchored: bool = False) -> re.Match[str] | None:
@@ -354,10 +406,11 @@ def _action_word(text: str, pos: int = 0, anchored: bool = False) -> re.Match[st
     return None
 
 
-def _states_a_goal(text: str) -> bool:
+def goal_stated(text: str) -> bool:
     """A goal that names its tool without its word, anywhere in the piece ("Is my classifier any good on
     ...?", "I'd like some way to quickly look up ...", "a backbone trained on X that predicts ...")."""
-    return any(p.search(text) for p in (_HOW_GOOD, _TRAIN_NET, _LOOKUP_LATER, _SORT_INTO, _TRAINED_TAGGER)) \
+    return any(p.search(text) for p in (_HOW_GOOD, _TRAIN_NET, _LOOKUP_LATER, _SORT_INTO, _TRAINED_TAGGER,
+                                        _PER_JET_VECTOR, _SEE_HOW)) \
         or bool(re.search(r"\bfeature vectors?\b", text, re.I))
 
 

@@ -104,7 +104,8 @@ BY_LABEL_WORDS: dict[bool, tuple[str, ...]] = {
         "inclusive", "inclusively", "all jets together", "together", "not split", "without splitting", "no split",
         "in one histogram", "not per class", "lumped", "combined", "overall", "not split by", "not by class",
         "without splitting by", "not broken down", "single histogram", "in one curve", "single curve",
-        "all jets in one", "one histogram for all", "one curve for all",
+        "all jets in one", "one histogram for all", "one curve for all", "one histogram for everything",
+        "one curve for everything", "everything in one", "all in one histogram", "all classes together",
     ),
 }
 

@@ -142,6 +142,8 @@ _AFTER_ROLES = (
     ("workers", re.compile(r"^\s*(?:workers?|cores?|cpus?|processes|threads|parallel)\b")),
     ("k", re.compile(r"^\s*(?:\w+\s+){0,2}?(?:nearest\s+)?(?:neighbou?rs?|nn|most similar|closest|similar|matches|"
                      r"hits)\b")),
+    # "show me the 25 best ones", "the 10 best candidates": a count of results
+    ("k", re.compile(r"^\s*(?:best|strongest|most \w+)\s+(?:ones?|jets?|candidates|matches|examples)\b")),
     ("n_labels", re.compile(r"^\s*(?:labell?ed|labels?|training (?:jets|examples)|examples|labell?ed examples)\b")),
     # "two b-tagged subjets", "30 constituents": parts of a jet, no count of jets or results ("quark"
     # and "gluon" are not here: "500 light quark jets" counts jets)

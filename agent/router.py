@@ -144,8 +144,11 @@ def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
     return None
 
 
+# Everything in the workspace, whatever kinds are named beside it.
+_EVERYTHING = re.compile(r"\b(?:whatever (?:is|'s) there|whatever i have|everything|all of it|anything at all"
+                         r"|all (?:my|the) (?:stuff|things|artifacts))\b", re.I)
 # Jets kept by their truth label: "the top-labelled jets", "jets labelled as W".
-_LABELLED = re.compile(r"\b[\w>-]+-labell?ed\b|\blabell?ed\s+as\b", re.I)
+_LABELLED = re.compile(r"\b[\w>-]+-labell?ed\b|\blabell?ed\s+as\b|\b\w+s\s+only\b", re.I)
 
 
 def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set[str]:
@@ -466,9 +469,14 @@ class Router:
             prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             # (a job's verbs name their action outright: "abort that pretraining run" cancels a job)
-            head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) else CLAUSE_PRIOR
+            # and a goal that names its tool without the tool's word ("is my tagger any good on X?",
+            # "some way to look up jets later") is a phrasing the model has not learnt: its words lead
+            goal = ent.clauses[0].goal
+            head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) or goal else CLAUSE_PRIOR
             prior = [head if n in ent.clauses[0].tools else 0.0 for n in names]
-        elif done and len(ent.clauses) <= 1 and set(tools_of(ent.request)) <= {c["tool"] for c in done}:
+        elif done and len(ent.clauses) <= 1 and (set(tools_of(ent.request)) <= {c["tool"] for c in done} or (
+                ent.clauses and ent.clauses[0].goal
+                and set(ent.clauses[0].tools) & {c["tool"] for c in done})):
             # one action, and every tool its words name has had its call ("the per-class summary stats
             # for wz_boosted" asked for no histogram): ending gets the head start
             prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]
@@ -703,6 +711,8 @@ def grounded_values(
     """What a field may take for this request: finite, and grounded in what the request, this plan
     (``made``, ``args`` of the call so far) or the conversation names, so the model only chooses and
     never invents. A required field with nothing here makes the router ask back."""
+    if (tool, f.name) == ("list_artifacts", "kind") and _EVERYTHING.search(ent.action_text or ent.request):
+        return []  # "samples, trained networks, whatever is there": everything, in one list
     if f.kind in ("enum", "enum_list", "bool"):
         options = f.options if f.kind != "bool" else (True, False)
         return _unique([*_said(f, tool, ent), *[v for v in _again(f, tool, context) if v in options]])

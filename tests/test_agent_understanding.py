@@ -810,3 +810,44 @@ def test_a_file_and_its_folder_said_apart_are_one_path():
         "data/raw/cms_2017.root"]
     assert extract("I dropped ttjets.h5 into the workspace under uploads/. Import it").paths == ["uploads/ttjets.h5"]
     assert extract("import imports/aspen_run3.h5 as aspen3").paths == ["imports/aspen_run3.h5"]
+
+
+# --- rules from the twelfth blind suite's misses (model-free) -----------------------------------------
+
+
+@pytest.mark.parametrize(("text", "tools"), [
+    ("I'd like to see how the jet mass is distributed in ttbar_hi", [("plot_observable",)]),
+    ("a fixed-length representation of each jet in hbb_test, for my own BDT", [("embed",)]),
+    ("could we get a model to learn from qcd_ref without any labels?", [("pretrain",)]),
+    ("I want to be able to search hbb_test's embeddings fast; an HNSW index would be fine", [("build_index",)]),
+    ("is there anything strange in hbb_test compared with qcd_ref?", [("anomaly_scan",)]),
+    ("the file is at imports/zz.parquet, bring it in as zz_sample", [("import_dataset",)]),
+    ("I kicked off the pretraining yesterday but the lr was off. Cancel job-20261201-143000-9f8e7d.",
+     [("cancel_job",)]),
+    ("Jet 9 of ttbar_hi is odd. Are there jets in there resembling it?", [("search_similar",)]),
+])
+def test_goals_and_context_sentences_of_the_twelfth_suite(text, tools):
+    from jetfm.agent.clauses import action_clauses
+
+    assert [c.tools for c in action_clauses(text)] == tools
+
+
+def test_no_index_yet_makes_the_index_first_then_the_search_it_is_for():
+    from jetfm.agent.clauses import action_clauses
+
+    text = ("I'd like jets similar to jet 3 in qcd_ref, but it has no index yet, so build one and then show the 4 "
+            "nearest")
+    clauses = action_clauses(text)
+    assert [c.tools for c in clauses] == [("build_index",), ("search_similar",)]
+    ent = extract(text, C1).within(clauses[1])
+    assert [n.value for n in ent.numbers if n.role == "index"] == [3]  # the jet the search is for
+
+
+def test_whatever_is_there_lists_everything_and_a_class_only_filters_labels():
+    assert values("what's here? datasets, models, whatever is there", C1, "list_artifacts", "kind") == []
+    assert values("list my models", C1, "list_artifacts", "kind") == ["model"]
+    from jetfm.agent.router import stated_settings
+
+    ent = extract("the 12 jets most like jet 4 of ttbar_hi, W jets only", C1)
+    assert "labels" in stated_settings("search_similar", ent, [])
+    assert [n.role for n in typed_numbers("show me the 10 best ones")] == ["k"]
