@@ -250,6 +250,8 @@ _DOMAIN = re.compile(r"\b(?:jets?|particles?|constituents?|datasets?|samples?|mo
 
 
 # A question about the field's knowledge, not the workspace: "what AUC do published top taggers reach?"
+# What the field knows, whatever the request names: "what AUC do published top taggers reach?"
+_FIELD_KNOWS = re.compile(r"\b(?:published|literature|arxiv|state[- ]of[- ]the[- ]art|in the field)\b", re.I)
 _LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[- ]the[- ]art|in the field"
                          r"|textbooks?|the experiments? (?:use|report))\b", re.I)
 
@@ -291,7 +293,7 @@ def off_topic(ent: Entities) -> bool:
     "state of the art", "why does ...?") or for something no tool does ("book a meeting") without
     naming anything of the workspace."""
     # ("for the paper, make 5k top jets" names an action on jets: the paper is only why)
-    acts_on_jets = bool(ent.clauses and (ent.classes or ent.by_class))
+    acts_on_jets = bool(ent.clauses and (ent.classes or ent.by_class)) and not _FIELD_KNOWS.search(ent.request)
     if asks_for_an_explanation(ent) or (_LITERATURE.search(ent.request) and not _names_the_workspace(ent)
                                         and not acts_on_jets):
         return True

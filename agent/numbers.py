@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _TEENS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
@@ -261,7 +261,16 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
     between = low[per_class[0].end : per_class[-1].start] if per_class else ""
     if len(per_class) >= 2 and not re.search(r"\b(?:called|named|name it|call it)\b", between):
         out.append(Number(sum(n.value for n in per_class), per_class[-1].end, per_class[-1].end, "jets_total"))
+    # "jets 3 and 4", "entries 7, 8 or 9": numbers listed after one whose words place it share its role
+    for i in range(1, len(out)):
+        prev, n = out[i - 1], out[i]
+        if not n.role and prev.role in _LISTED_ROLES and _LIST_JOIN.fullmatch(low[prev.end : n.start]):
+            out[i] = replace(n, role=prev.role)
     return out
+
+
+_LISTED_ROLES = ("index",)
+_LIST_JOIN = re.compile(r"\s*(?:,|and|or|&|,\s*and|,\s*or)\s*")
 
 
 # A name, not a decay: "qcd-ref100k", "top_qcd_600" (but "H->4q", "H->WW*->4q" are decays)

@@ -725,8 +725,9 @@ def grounded_values(
         if f.name == "n_labels" and any(n.role == "n_labels_total" for n in ent.numbers):
             roles = ("n_labels_total",)  # "250 labelled jets per class" of two classes: 500 labels
         fits = [n.value for n in ent.numbers if n.role in roles or not n.role]
-        if any(n.role == f.name for n in ent.numbers):  # "those two Higgs decays ... only 500 labels": the
-            fits = [n.value for n in ent.numbers if n.role == f.name]  # number its own word names wins
+        if f.name in roles and any(n.role == f.name for n in ent.numbers):  # "those two Higgs decays ... only
+            # 500 labels": the number its own word names wins
+            fits = [n.value for n in ent.numbers if n.role == f.name]
         elif any(n.role in roles for n in ent.numbers if n.role):  # a number whose words fit wins over one
             fits = [n.value for n in ent.numbers if n.role in roles]  # that no words place
         pointer = (tool, f.name) in JET_POINTERS

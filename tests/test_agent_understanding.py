@@ -851,3 +851,16 @@ def test_whatever_is_there_lists_everything_and_a_class_only_filters_labels():
     ent = extract("the 12 jets most like jet 4 of ttbar_hi, W jets only", C1)
     assert "labels" in stated_settings("search_similar", ent, [])
     assert [n.role for n in typed_numbers("show me the 10 best ones")] == ["k"]
+
+
+def test_review_of_the_new_rules_against_the_earlier_suites():
+    """Found when all suites were scored after blind11's rules: a jet listed after another keeps its
+    place role ("jets 0 and 1"); a count per class still adds its total of labels; what the field
+    knows ("published top taggers") stays a question even where it names a class."""
+    from jetfm.agent.entities import off_topic
+
+    assert [n.role for n in typed_numbers("draw entries 2, 5 or 9 of ttbar_hi")] == ["index"] * 3
+    assert values("linear probe on ttbar_hi, only 150 labelled jets per class for top vs QCD", C1, "finetune",
+                  "n_labels") == [300]
+    assert off_topic(extract("roughly what background rejection do published W taggers reach?", C1))
+    assert not off_topic(extract("for the paper, make 5k top jets", C1))
