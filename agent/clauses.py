@@ -155,7 +155,8 @@ _SHOW_WHAT = re.compile(r"\bshow\s+(?:me\s+|us\s+)?(?:(how\s+(?:many\s+)?)(?:the
                         re.I)
 # Goals that name their tool without its word (blind11: requests that say what they want to know).
 # "how does that classifier do on X?", "is my tagger any good on ...", "check how it performs on Y"
-_HOW_GOOD = re.compile(r"\bhow (?:well |good )?(?:does|do|did|would|will) (?:it|they|that|this|the|my|our)\b"
+_HOW_GOOD = re.compile(r"\bhold(?:s|ing)? up\b|\bstill works?\b"
+                       r"|\bhow (?:well |good )?(?:does|do|did|would|will) (?:it|they|that|this|the|my|our)\b"
                        r"[^.?!]{0,40}?\b(?:do|perform|fare|work)\b|\bhow (?:good|well)\b[^.?!]{0,30}?\b(?:is|are|does"
                        r"|do)\b|\bany good\b|\bperform(?:s|ing)? on\b", re.I)
 # "teach a tiny network on X with the contrastive approach", "a backbone trained on X that predicts
@@ -164,6 +165,15 @@ _TRAIN_NET = re.compile(r"\b(?:teach|train)\w*\s+(?:a|an|my|our)?\s*(?:own\s+)?(
                         r"(?:network|net|backbone|encoder|foundation model)\b"
                         r"|\b(?:network|backbone|encoder|net|model)\s+(?:that\s+)?(?:to\s+)?(?:learns?|trained on)\b",
                         re.I)
+# "can we learn something from the unlabelled run first?": a pretraining
+_LEARN_UNLABELLED = re.compile(r"\blearn\w*\s+(?:something\s+|anything\s+)?from\s+(?:the\s+|our\s+|my\s+)?"
+                               r"unlabell?ed\b", re.I)
+# "can I see what the very first jet in X looks like?": the display of that jet
+_SEE_JET = re.compile(r"\b(?:see|show(?: me)?|picture)\s+what\s+(?:the\s+)?(?:\w+\s+){0,3}?(?:jet|entry|event)\b"
+                      r"[^.?!]*\blooks?\s+like\b", re.I)
+# "5000 QCD jets between 1.2 and 1.4 TeV, seed 9100": jets counted out with no action word, to make
+_COUNTED_JETS = re.compile(r"^[^.?!]{0,60}?\b\d[\d,.]*\s*k?\s+(?:[\w>*-]+\s+){0,3}?jets\b", re.I)
+_OF_A_SAMPLE = re.compile(r"\b(?:of|in|from|among)\s+[\w-]*[_\d][\w-]*", re.I)
 _UNSUPERVISED = re.compile(r"\bunlabell?ed\b|\bself-?supervised\b|\blearns?\b|\bwithout (?:any )?labels\b", re.I)
 # "the pretrained net", "pretrained weights": an adjective, no pretraining asked
 _PRETRAINED_THING = re.compile(r"\b(?:pre-?trained|fine-?tuned)\s+(?:\w+\s+)?(?:net|network|model|backbone|encoder"
@@ -203,8 +213,8 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     tools = [t for t in tools if t not in ("pretrain", "finetune") or t in plain]
     if _HOW_GOOD.search(text) and "evaluate" not in tools:
         tools.append("evaluate")
-    if _TRAIN_NET.search(text) and (find_terms(text).get("objective") or _UNSUPERVISED.search(text)) \
-            and "finetune" not in tools:
+    if ((_TRAIN_NET.search(text) and (find_terms(text).get("objective") or _UNSUPERVISED.search(text)))
+            or _LEARN_UNLABELLED.search(text)) and "finetune" not in tools:
         tools = [t for t in tools if t != "generate_dataset"] + ["pretrain"]
     seen = _SEE_HOW.search(text)
     if seen and "observable" in find_terms(seen.group(0)) and "plot_observable" not in tools:
@@ -250,6 +260,8 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     if "show_jet" in tools and not one_jet and _SHOW_JETS.search(text):
         tools.remove("show_jet")  # "show me jets with mass above 100 GeV": jets to find, no display of one
         tools += [] if "search_text" in tools else ["search_text"]
+    if _SEE_JET.search(text):
+        tools = ["show_jet"]  # "can I see what the very first jet in X looks like?"
     shown = _SHOW_WHAT.search(text)
     quantity = shown is not None and "observable" in find_terms(
         (shown.group(1) or "") + " ".join(shown.group(2).split()[:4]))
@@ -357,13 +369,18 @@ def action_clauses(request: str) -> list[Clause]:
         if not same and new_sentence and tools == clauses[-1].tools \
                 and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
             clauses.pop()  # the purpose is said again by the action: one clause, the action's
+        counted = not tools and bool(_COUNTED_JETS.search(text) and find_terms(text).get("class")
+                                     and not _OF_A_SAMPLE.search(text))
+        if counted:
+            tools = ("generate_dataset",)  # "we need a QCD-only reference: 5000 QCD jets ..., seed 9100"
         pointed_back = "search_text" in tools and bool(_LOOK_LIKE.search(text) and _IT_THE_JET.search(text)
                                                          and _ONE_JET.search(request[:start]))
         if pointed_back:
             tools = ("search_similar",)  # "Jet 512 is a nice H->4q candidate. Others that look like it?"
         plain = _NEGATED.sub(" ", text)
         if tools and (_starts_an_action(plain) or _starts_an_action(_LEAD_IN.sub("", plain))
-                      or goal_stated(plain) or pointed_back) and not same:
+                      or _starts_an_action(_ASKING.sub("", plain, count=1))  # "then give me the 15 jets most similar"
+                      or goal_stated(plain) or pointed_back or counted) and not same:
             clauses.append(Clause(start, end, text, tools, goal_stated(plain) or pointed_back))
         elif clauses and not tools and _NAMED.search(text) and _NAMED.search(clauses[-1].text):
             # "..., and a 3000-jet QCD sample called qcd3k": the action before again, on a new target
@@ -410,7 +427,7 @@ def goal_stated(text: str) -> bool:
     """A goal that names its tool without its word, anywhere in the piece ("Is my classifier any good on
     ...?", "I'd like some way to quickly look up ...", "a backbone trained on X that predicts ...")."""
     return any(p.search(text) for p in (_HOW_GOOD, _TRAIN_NET, _LOOKUP_LATER, _SORT_INTO, _TRAINED_TAGGER,
-                                        _PER_JET_VECTOR, _SEE_HOW)) \
+                                        _PER_JET_VECTOR, _SEE_HOW, _LEARN_UNLABELLED, _SEE_JET)) \
         or bool(re.search(r"\bfeature vectors?\b", text, re.I))
 
 

@@ -239,7 +239,15 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         ent.by_class = [
             d for d in context.datasets if set(made.get(d) or name_classes(d)) & set(classes)
         ]
+    if not ent.datasets and not ent.by_class and by_class:
+        # "the Herwig sample", "the herwig one": a sample named by a word of its name
+        words = {w.casefold() for w in re.findall(r"[A-Za-z]\w{2,}", by_class.group(0))} - _NOT_NAME_WORDS
+        ent.by_class = [d for d in context.datasets if words & {t.casefold() for t in re.findall(r"[A-Za-z]+", d)}]
     return ent
+
+
+_NOT_NAME_WORDS = {"the", "that", "this", "my", "those", "these", "sample", "samples", "dataset", "datasets", "data",
+                   "set", "jets", "jet", "one", "ones", "new", "other", "old"}
 
 
 # Words of jetfm's world: a request with none of them, no action word and nothing named ("book a

@@ -147,6 +147,11 @@ def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
 # Everything in the workspace, whatever kinds are named beside it.
 _EVERYTHING = re.compile(r"\b(?:whatever (?:is|'s) there|whatever i have|everything|all of it|anything at all"
                          r"|all (?:my|the) (?:stuff|things|artifacts))\b", re.I)
+# A classifier named by what it is: "the tagger", "my classifier".
+_THE_TAGGER = re.compile(r"\b(?:the|my|our|that|this)\s+(?:\w+\s+)?(?:tagger|classifier)\b", re.I)
+# "then scan X for anomalies against it": what the plan made is the reference
+_AGAINST_IT = re.compile(r"\b(?:against|versus|vs\.?|relative to|compared (?:to|with))\s+(?:it|them|that|this|those)\b",
+                         re.I)
 # Jets kept by their truth label: "the top-labelled jets", "jets labelled as W".
 _LABELLED = re.compile(r"\b[\w>-]+-labell?ed\b|\blabell?ed\s+as\b|\b\w+s\s+only\b", re.I)
 
@@ -181,7 +186,8 @@ def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set
     # field is optional (a search defaults to the latest dataset).
     if any(d not in used_names for d in ent.datasets):
         stated |= {f.name for f in fields if f.kind == "dataset" and f.name == "dataset"}
-    if len([d for d in ent.datasets if d not in used_names]) >= 2 or ent.references:  # "... against qcd_ref"
+    if len([d for d in ent.datasets if d not in used_names]) >= 2 or ent.references \
+            or (done and _AGAINST_IT.search(ent.action_text or ent.request)):  # "... against qcd_ref"
         stated |= {f.name for f in fields if f.name == "reference"}
     # Two classes or more named are the classes a classifier separates ("W, Z and light-quark/gluon")
     # or a search keeps ("restrict to H->bb and QCD"); one class alone is usually a tagger's signal.
@@ -786,6 +792,8 @@ def _datasets(
     f: FieldSpec, ent: Entities, context: PlanContext, made: dict[str, list[str]], args: dict[str, Any]
 ) -> list[str]:
     if f.name == "reference":  # the background a scan compares with: another dataset the request names
+        if made["dataset"] and _AGAINST_IT.search(ent.action_text or ent.request):
+            return made["dataset"][:1]  # "make 5000 QCD jets, then scan X against it"
         named_as = [d for d in ent.references if d != args.get("dataset")]  # "against qcd_ref"
         return named_as or [d for d in _unique([*ent.datasets, *made["dataset"]]) if d != args.get("dataset")]
     yours = _yours(ent, context).get("dataset", [])
@@ -825,6 +833,9 @@ def _models(
         found = _unique([*found, *[s for s in ent.sizes if "scratch" in ent.terms.get("mode", [])]])
     if not found and (ent.anaphora or f.required):  # "evaluate it on run2"
         found = _previous(context, "model", ent.repeat)
+    if not found and tool == "evaluate" and _THE_TAGGER.search(ent.action_text or ent.request):
+        trained = [m for m in context.models if m != "jetfm-default"]
+        found = trained if len(trained) == 1 else []  # "does the tagger still hold up on X?": the only one
     if f.required and not found:
         found = [w for w in ent.words if w not in context.datasets and w not in context.indexes]
     return found

@@ -864,3 +864,33 @@ def test_review_of_the_new_rules_against_the_earlier_suites():
                   "n_labels") == [300]
     assert off_topic(extract("roughly what background rejection do published W taggers reach?", C1))
     assert not off_topic(extract("for the paper, make 5k top jets", C1))
+
+
+# --- rules from the thirteenth blind suite's misses (model-free) --------------------------------------
+
+
+@pytest.mark.parametrize(("text", "tools"), [
+    ("could I see what the last jet of ttbar_hi looks like?", [("show_jet",)]),
+    ("let's learn something from the unlabelled qcd_ref before any tagging, mpm, tiny", [("pretrain",)]),
+    ("does tagger_tq still hold up on hbb_test?", [("evaluate",)]),
+    ("first a W reference: 3000 W jets at 800-900 GeV. then scan ttbar_hi for anomalies against it",
+     [("generate_dataset",), ("anomaly_scan",)]),
+    ("build an index of qcd_ref, then give me the 8 jets most similar to jet 2", [("build_index",),
+                                                                                ("search_similar",)]),
+])
+def test_goals_and_counted_jets_of_the_thirteenth_suite(text, tools):
+    from jetfm.agent.clauses import action_clauses
+
+    assert [c.tools for c in action_clauses(text)] == tools
+
+
+def test_a_sample_named_by_a_word_of_its_name_and_the_only_tagger():
+    ctx = PlanContext(datasets=["pythia_tt", "herwig7_tt_b"], models=["jetfm-default", "tt_tagger_v1"])
+    assert values("evaluate it on the Herwig sample", ctx, "evaluate", "dataset") == ["herwig7_tt_b"]
+    assert values("is the tagger any good on pythia_tt?", ctx, "evaluate", "model") == ["tt_tagger_v1"]
+    two = PlanContext(datasets=["pythia_tt"], models=["jetfm-default", "tt_tagger_v1", "tt_tagger_v2"])
+    assert values("is the tagger any good on pythia_tt?", two, "evaluate", "model") == []  # which one: asked
+    made = {"dataset": ["w_ref"], "model": [], "index": []}
+    ent = extract("then scan ttbar_hi for anomalies against it", C1)
+    assert grounded_values(field("anomaly_scan", "reference"), "anomaly_scan", ent, C1, made,
+                           {"dataset": "ttbar_hi"}) == ["w_ref"]
