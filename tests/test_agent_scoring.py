@@ -42,6 +42,7 @@ SUITES = {
     "agent_requests_blind11": DATA / "agent_requests_blind11.jsonl",  # goals, not operations; first run at 3f53f27
     "agent_requests_blind12": DATA / "agent_requests_blind12.jsonl",  # half goals; first run at b9b5cdd
     "agent_requests_blind13": DATA / "agent_requests_blind13.jsonl",  # a group's week; first run at 00d3261
+    "agent_requests_blind14": DATA / "agent_requests_blind14.jsonl",  # notebook tickets; first run at 579a248
 }
 MINIMUMS = {
     "agent_requests": {"single": 85, "multi": 20, "multi_turn": 5, "none": 12, "adversarial": 10},
@@ -61,6 +62,7 @@ MINIMUMS = {
     "agent_requests_blind11": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind12": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind13": {"single": 26, "multi": 10, "multi_turn": 7, "clarify": 6, "none": 5, "adversarial": 5},
+    "agent_requests_blind14": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
 }
 SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_requests_fresh": 48,
                 "agent_requests_blind": 60, "agent_requests_blind2": 60,
@@ -68,7 +70,8 @@ SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_reque
                 "agent_requests_blind6": 60, "agent_requests_blind7": 60,
                 "agent_requests_blind8": 56, "agent_requests_blind9": 60,
                 "agent_requests_blind10": 60, "agent_requests_blind11": 60,
-                "agent_requests_blind12": 60, "agent_requests_blind13": 59}
+                "agent_requests_blind12": 60, "agent_requests_blind13": 59,
+                "agent_requests_blind14": 60}
 SIZES = {"tiny", "small", "base"}
 
 
@@ -363,7 +366,8 @@ def test_suite_covers_every_tool_and_category(suite):
     small = ("agent_requests_fresh", "agent_requests_blind", "agent_requests_blind2", "agent_requests_blind3",
              "agent_requests_blind4", "agent_requests_blind5", "agent_requests_blind6", "agent_requests_blind7",
              "agent_requests_blind8", "agent_requests_blind9", "agent_requests_blind10",
-             "agent_requests_blind11", "agent_requests_blind12", "agent_requests_blind13")
+             "agent_requests_blind11", "agent_requests_blind12", "agent_requests_blind13",
+             "agent_requests_blind14")
     per_tool = 1 if suite in small else 2  # small suites: each tool once
     for name in TOOLS:
         assert tools[name] >= per_tool, f"tool {name} appears {tools[name]} times"
