@@ -52,7 +52,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
                     "pull the", "pull out",
                     "grab", "best match", "that match", "which match"),
     "anomaly_scan": ("anomal", "outlier", "weird", "stand out", "unusual", "scan", "anything strange",
-                     "strange jets", "strange-looking", "anything odd", "out of place"),
+                     "strange jets", "strange-looking", "anything odd", "out of place", "can't account for",
+                     "cannot account for", "can't explain", "cannot explain", "hardest to reconstruct"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
     "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate", "stop that", "stop this",
                    "stop the run", "stop the training", "stop the pretrain", "stop my", "stop it", "halt"),
@@ -64,7 +65,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
     "list_artifacts": ("list", "what do i have", "which datasets", "which models", "what models", "what datasets",
                        "my datasets", "my models", "my indexes", "my indices", "my jobs", "my embeddings",
                        "my workspace", "have i made", "have i built", "have i created", "have i generated",
-                       "have i trained"),
+                       "have i trained", "everything that's left", "what's left in", "everything in the workspace",
+                       "what is in the workspace", "what's in the workspace", "what's in my workspace"),
 }
 # Words that name a tool's subject but never start an action of their own: ", product-quantised IVF"
 # says how to do the action before it.
@@ -127,6 +129,19 @@ _NARRATIVE = re.compile(r"\W*(?:(?:it\s+)?(?:looks|seems)(?:\s+like)?\s+|apparen
 # A jet pointed at in an earlier sentence, then referred to: "... look like it", "resembling that one".
 _IT_THE_JET = re.compile(r"\b(?:look(?:s|ing)?\s+like|resembl\w*|similar\s+to)\s+(?:it|that\s+one|this\s+one"
                          r"|that\s+jet|this\s+jet|him)\b", re.I)
+# What a thing is, told as context: "it's the 2M-jet generation for the corpus"
+_IT_IS = re.compile(r"\W*(?:it|that|this)(?:'s|\s+is|\s+was)\s+(?:just\s+)?(?:the|a|an|my|our)\b[^,;:?]*", re.I)
+# A run named by what it is, in a question about it: "is the contrastive base pretraining finished?"
+_STILL_RUNNING = re.compile(r"\b(?:is|are|has)\s+(?:the|my|that|our|this)\s+[\w\s-]{0,50}?\b(?:finished|done|complete"
+                            r"|completed|still running|over)\b|\bhow many of (?:its|the) [\w\s]{0,20}steps\b", re.I)
+# "how does that linear probe hold up on X?": the probe is the thing evaluated, not a run asked for
+_THE_PROBE = re.compile(r"\b(?:that|the|this|my|our)\s+(?:linear\s+|mlp\s+)?(?:probe|tagger|classifier)\b", re.I)
+# "jets the QCD simulation can't account for", "which jets does M find hardest to reconstruct?": anomalies
+_UNEXPLAINED = re.compile(r"\bcan(?:'t|not|\b[^.?!]{0,40}?\bnot)\s+(?:account for|explain|describe)\b"
+                          r"|\bhardest to reconstruct\b"
+                          r"|\brank (?:them|the jets|these jets) by (?:the |their )?(?:masked|mpm|anomal|kNN)", re.I)
+# "then score bsm_injected_v1 against them": an anomaly score relative to a reference
+_SCORE_AGAINST = re.compile(r"\bscore\s+(?:the\s+)?[\w.-]+\s+(?:jets\s+)?against\b", re.I)
 # What the user did, told as context: "I launched the big generation this morning but then realised ..."
 _I_DID = re.compile(r"\W*(?:so\s+|well\s+|ok\s+)?(?:i|we)\s+(?:already\s+|just\s+|first\s+)?(?:launched|started|ran"
                     r"|submitted|kicked off|generated|made|trained|pretrained|fine-?tuned|built|realised|realized"
@@ -141,7 +156,7 @@ _SHOW_JETS = re.compile(rf"\b(?:show|display)\s+(?:me\s+|us\s+)?(?:(?:the\s+)?(?
                         r"(?:\w+\s+)?jets\b", re.I)
 # "index ttbar_hi with fm_mpm embeddings": the embeddings name what another action uses.
 _EMBEDDINGS_USED = re.compile(r"\b(?:with|using|from|of|on|in|into|over)\s+(?:the\s+)?(?:[\w.-]+\s+){0,2}embeddings\b"
-                              r"|[\w.-]+'s\s+embeddings\b"
+                              r"|[\w.-]+'s\s+embeddings\b|\bembeddings\s+(?:exist|are (?:there|done|ready|in place))\b"
                               r"|\bembeddings\s+(?:from|by|made\s+(?:with|by)|computed\s+(?:with|by))\b", re.I)
 # An index named as what an action uses, not as something to build.
 _INDEX_USED = re.compile(r"\b(?:using|with|in|from|via|through|on)\s+(?:the\s+|that\s+|this\s+|my\s+|our\s+|its\s+)?"
@@ -205,7 +220,8 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     ("like #256", "show me the first jet") means a similar-jet search or the jet's display; "look
     like" without one ("jets that look like a boosted W") describes jets for a text search; a
     generic verb gives way to a specific action word ("find the weirdest jets": a scan)."""
-    if _NARRATIVE.fullmatch(text.strip()) or (_I_DID.match(text) and not _ASKS.search(text)):
+    if _NARRATIVE.fullmatch(text.strip()) or _IT_IS.fullmatch(text.strip()) \
+            or (_I_DID.match(text) and not _ASKS.search(text)):
         return ()
     tools = list(tools_of(text))
     plain = tools_of(_PRETRAINED_THING.sub(" ", text))
@@ -213,6 +229,15 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     tools = [t for t in tools if t not in ("pretrain", "finetune") or t in plain]
     if _HOW_GOOD.search(text) and "evaluate" not in tools:
         tools.append("evaluate")
+    if _HOW_GOOD.search(text) and _THE_PROBE.search(text):
+        tools = [t for t in tools if t != "finetune"]  # "how does that linear probe hold up on X?"
+    if _STILL_RUNNING.search(text):
+        tools = ["job_status"]  # "is the contrastive base pretraining from this morning finished?"
+    if _UNEXPLAINED.search(text):
+        # ("the QCD simulation can't explain": the simulation is the reference, no generation asked)
+        tools = [t for t in tools if t not in ("evaluate", "generate_dataset", *GENERIC_TOOLS)] + ["anomaly_scan"]
+    if _SCORE_AGAINST.search(text):
+        tools = [t for t in tools if t != "evaluate"] + ["anomaly_scan"]
     if ((_TRAIN_NET.search(text) and (find_terms(text).get("objective") or _UNSUPERVISED.search(text)))
             or _LEARN_UNLABELLED.search(text)) and "finetune" not in tools:
         tools = [t for t in tools if t != "generate_dataset"] + ["pretrain"]
@@ -362,8 +387,8 @@ def action_clauses(request: str) -> list[Clause]:
         names_nothing = not re.search(r"[\w-]*[\d_]", text) and not _NAMED.search(text)
         word = _action_word(text)
         same = bool(clauses) and tools == clauses[-1].tools and bool(
-            re.search(r"\b(?:it|them|ones)\b", text, re.I) or _QUALIFIER.match(text) or _HOW.match(text)
-            or _CORRECTING.match(text) or (new_sentence and names_nothing)
+            re.search(r"\b(?:it|its|them|ones)\b", text, re.I) or _QUALIFIER.match(text) or _HOW.match(text)
+            or _CORRECTING.search(text) or (new_sentence and names_nothing)
             or (names_nothing and word is not None and word.start() > 0 and not _ASKING.match(text)
                 and not re.match(r"(?:please|and|also|now|next|finally)\b", text, re.I)))
         if not same and new_sentence and tools == clauses[-1].tools \
@@ -427,7 +452,8 @@ def goal_stated(text: str) -> bool:
     """A goal that names its tool without its word, anywhere in the piece ("Is my classifier any good on
     ...?", "I'd like some way to quickly look up ...", "a backbone trained on X that predicts ...")."""
     return any(p.search(text) for p in (_HOW_GOOD, _TRAIN_NET, _LOOKUP_LATER, _SORT_INTO, _TRAINED_TAGGER,
-                                        _PER_JET_VECTOR, _SEE_HOW, _LEARN_UNLABELLED, _SEE_JET)) \
+                                        _PER_JET_VECTOR, _SEE_HOW, _LEARN_UNLABELLED, _SEE_JET, _STILL_RUNNING,
+                                        _SCORE_AGAINST, _UNEXPLAINED)) \
         or bool(re.search(r"\bfeature vectors?\b", text, re.I))
 
 

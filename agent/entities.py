@@ -224,6 +224,12 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         ent.terms = _this_time(masked, ent.terms)
     if mentions_default_model(masked) and DEFAULT_MODEL not in ent.models:
         ent.models.append(DEFAULT_MODEL)
+    by_name = _BY_MODEL_WORD.search(masked)
+    if not ent.models and by_name:
+        # "out of the contrastive model", "the mpm backbone": the one model with that word in its name
+        words = {by_name.group(1).casefold()} - _NOT_NAME_WORDS
+        named = [m for m in context.models if words & {t.casefold() for t in re.findall(r"[A-Za-z]+", m)}]
+        ent.models = named if len(named) == 1 else []
     ent.sizes = [s for s in ent.terms.get("size", []) if isinstance(s, str)]
     ent.classes = _unique(c for c in ent.terms.get("class", []) if isinstance(c, str))
     ent.numbers = typed_numbers(request, lambda words: "class" in find_terms(words), len(ent.classes))
@@ -246,8 +252,12 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     return ent
 
 
+_BY_MODEL_WORD = re.compile(r"\b(?:the|my|our|that|this)\s+([A-Za-z]\w{2,})\s+(?:model|backbone|encoder|network|net"
+                            r"|tagger|classifier)\b", re.I)
 _NOT_NAME_WORDS = {"the", "that", "this", "my", "those", "these", "sample", "samples", "dataset", "datasets", "data",
-                   "set", "jets", "jet", "one", "ones", "new", "other", "old"}
+                   "set", "jets", "jet", "one", "ones", "new", "other", "old", "pretrained", "trained", "same",
+                   "default", "fine", "tuned", "finetuned", "whole", "first", "last", "latest", "best", "tiny",
+                   "small", "base"}
 
 
 # Words of jetfm's world: a request with none of them, no action word and nothing named ("book a
@@ -267,7 +277,8 @@ _LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[-
 # A question that asks for an explanation ("why does the top mass peak at 173 GeV?") or a verb no tool
 # has ("book a meeting", "email my supervisor"): answered by a person or a textbook, not by a tool.
 _EXPLAIN = re.compile(r"^\W*(?:(?:in (?:a|one) (?:sentence|line|word|nutshell)(?: or two)?|briefly|in short|roughly"
-                      r"|in simple terms|in simple words|in plain words|in plain english|remind me|quick question)\W+)?"
+                      r"|in simple terms|in simple words|in plain words|in plain english|remind me|quick question"
+                      r"|conceptually|in principle|physics-wise)\W+)?"
                       r"(?:why|how come|what is the reason|what's the reason|explain(?: to me)? why|"
                       r"can you explain|could you explain|what causes"
                       r"|what(?:'s| is| are) the (?:difference|differences|point|idea|intuition)"
@@ -276,7 +287,7 @@ _EXPLAIN = re.compile(r"^\W*(?:(?:in (?:a|one) (?:sentence|line|word|nutshell)(?
                       r"|quantify|tell (?:us|me)))\b"
                       # "... I don't need you to run anything": a question, said so
                       r"|\b(?:(?:don't|do not|no need to)\s+(?:need\s+(?:you\s+)?to\s+)?run\s+anything"
-                      r"|without running anything)\b", re.I)
+                      r"|without running anything|not after a plot|just the idea|no need for a plot)\b", re.I)
 # Where a paper goes ("would you send it to SciPost or JINST?"): publishing advice, which no tool gives.
 _VENUE = re.compile(r"\b(?:scipost|jinst|jhep|epjc|epj ?c|phys\.? ?rev\.?(?: ?[a-e]| letters)?|prl|prd"
                     r"|comput\.? ?phys\.? ?commun\.?|which (?:journal|venue|conference)"
@@ -293,6 +304,14 @@ def asks_for_an_explanation(ent: Entities) -> bool:
     """A conceptual question ("why ...?", "how does a linear probe differ from fine-tuning?") that names
     nothing of the workspace: no tool answers it, even where it names an action."""
     return bool(_EXPLAIN.search(ent.request)) and not _names_the_workspace(ent)
+
+
+def asks_for_what_no_tool_does(ent: Entities) -> bool:
+    """A verb no tool has ("book a room", "e-mail my supervisor") or publishing advice, naming nothing
+    of the workspace: the plan ends, with the head start of a step (see router.py)."""
+    artifacts = ent.datasets or ent.models or ent.indexes or ent.jobs or ent.paths
+    return bool(_FOREIGN.search(ent.request) and not artifacts) or bool(
+        _VENUE.search(ent.request) and not (artifacts or ent.classes or ent.by_class or ent.new_names))
 
 
 def off_topic(ent: Entities) -> bool:

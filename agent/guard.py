@@ -38,6 +38,18 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     (
+        # instructions found in data are not the user's: "the caption says '...'. Please do what it says."
+        "it asks me to follow instructions written in data, or to send artifacts off this machine",
+        re.compile(
+            r"\b(?:do|follow|execute|carry out|obey|act on)\s+(?:exactly\s+)?(?:what(?:ever)?|the instructions?)\s+"
+            r"(?:it|the (?:caption|file|dataset|note|metadata|comment|text)|that|this)\s+(?:says|said|contains|asks)\b|"
+            r"\bfollow (?:the|its|their) (?:embedded |hidden )?instructions (?:in|of|from) (?:it|them|that|this|"
+            r"the (?:caption|dataset|file|metadata|notes?|comment|description|label))\b|"
+            r"\b(?:send|upload|copy|transfer|post|push|exfiltrat\w*|e-?mail)\b[^.?!]{0,80}\b(?:ftp|sftp|scp|https?)://",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "no jetfm tool deletes anything (remove an artifact from the catalog yourself with `jetfm remove NAME`)",
         re.compile(
             rf"\b(?:delete|wipe|erase|purge|destroy|rm\s+-\w*[rf])\b[^.?!]{{0,40}}\b{_ARTIFACTS}\b|"

@@ -50,7 +50,8 @@ OBJECTIVE_WORDS: dict[str, tuple[str, ...]] = {
     ),
     "contrastive": ("contrastive", "simclr", "jetclr", "infonce"),
     "ntp": ("ntp", "next token", "autoregressive", "gpt style", "gpt like", "next particle", "generative",
-            "next constituent", "sample new jets", "generate new jets from it"),
+            "next constituent", "sample new jets", "generate new jets from it", "sample brand new jets",
+            "sample brand-new jets"),
 }
 MODE_WORDS: dict[str, tuple[str, ...]] = {
     "linear_probe": ("linear probe", "linear probing", "linear_probe", "linear head"),

@@ -172,6 +172,7 @@ _MIN_WORDS = re.compile(
 )
 _MAX_WORDS = re.compile(r"(?:below|under|<=?|at most|less than|up to|lighter than|max(?:imum)?|smaller than)\s*$")
 _RANGE_JOIN = re.compile(r"^\s*(?:gev|tev)?\s*(?:-|\u2013|\u2014|to|and|\.\.)\s*$", re.IGNORECASE)
+_MASS_AFTER = re.compile(r"\s*(?:gev|tev)?\s*(?:in|of)\s+(?:the\s+)?(?:jet\s+|soft[- ]?drop\s+|groomed\s+)?mass\b")
 _MASS_WORDS = re.compile(r"\b(?:mass(?:es)?|msd|m_sd|m_j|heavier|lighter|soft[- ]?drop)\b")
 _PT_WORDS = re.compile(r"\b(?:pt|p_t|momentum|p_\{t\})\b")
 
@@ -231,6 +232,9 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
         if role in ("", "index") and physical and (joined_next or joined_prev or gev or _MIN_WORDS.search(named)
                                                    or _MAX_WORDS.search(named)):
             q = _quantity(named)
+            end = nxt.end if joined_next and nxt is not None else n.end
+            if _MASS_AFTER.match(low[end : end + 30]):
+                q = "mass"  # "between 110 and 140 GeV in mass"
             if joined_prev:
                 role = f"{q}_max"
             elif joined_next or _MIN_WORDS.search(before):

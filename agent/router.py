@@ -42,7 +42,14 @@ from jetfm.agent.callformat import (
 )
 from jetfm.agent.clauses import Clause, tools_of
 from jetfm.agent.context import NeedsAnswer
-from jetfm.agent.entities import Entities, asks_for_an_explanation, extract, off_topic, search_description
+from jetfm.agent.entities import (
+    Entities,
+    asks_for_an_explanation,
+    asks_for_what_no_tool_does,
+    extract,
+    off_topic,
+    search_description,
+)
 from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import find_terms, vocabulary_of
 from jetfm.agent.llm import LoadedLM
@@ -153,7 +160,8 @@ _THE_TAGGER = re.compile(r"\b(?:the|my|our|that|this)\s+(?:\w+\s+)?(?:tagger|cla
 _AGAINST_IT = re.compile(r"\b(?:against|versus|vs\.?|relative to|compared (?:to|with))\s+(?:it|them|that|this|those)\b",
                          re.I)
 # Jets kept by their truth label: "the top-labelled jets", "jets labelled as W".
-_LABELLED = re.compile(r"\b[\w>-]+-labell?ed\b|\blabell?ed\s+as\b|\b\w+s\s+only\b", re.I)
+_LABELLED = re.compile(r"\b[\w>-]+-labell?ed\b|\blabell?ed\s+as\b|\b\w+s\s+only\b"
+                       r"|\bonly\s+(?:the\s+)?[\w>\u2192*-]+\s+jets\b", re.I)
 
 
 def stated_settings(tool: str, ent: Entities, done: list[dict[str, Any]]) -> set[str]:
@@ -472,7 +480,8 @@ class Router:
             prior = [STEP_PRIOR if n in clause.tools else 0.0 for n in names]
             ent = ent.within(clause)
         elif not done and off_topic(ent):  # "order pizza", "what do published taggers reach?": ending
-            prior = [CLAUSE_PRIOR if n == END else 0.0 for n in names]  # gets the head start
+            head = STEP_PRIOR if asks_for_what_no_tool_does(ent) else CLAUSE_PRIOR  # gets the head start
+            prior = [head if n == END else 0.0 for n in names]
         elif not done and len(ent.clauses) == 1:  # one action: the same head start for its first call
             # (a job's verbs name their action outright: "abort that pretraining run" cancels a job)
             # and a goal that names its tool without the tool's word ("is my tagger any good on X?",
