@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--api-key", help="API key for that endpoint (backend openai; else the planner's default)")
     parser.add_argument("--limit", type=int, help="evaluate only N cases per suite, spread evenly over it")
     parser.add_argument("--suite", type=Path, action="append",
-                        help="request suite (JSONL), repeatable (default: all ten)")
+                        help="request suite (JSONL), repeatable (default: every suite in SUITES)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = parser.parse_args()
     backends = args.backend or ["embedded"]
