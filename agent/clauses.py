@@ -394,8 +394,10 @@ def action_clauses(request: str) -> list[Clause]:
         if not same and new_sentence and tools == clauses[-1].tools \
                 and not re.search(r"[\w-]*[\d_]", clauses[-1].text) and re.search(r"[\w-]*[\d_]", text):
             clauses.pop()  # the purpose is said again by the action: one clause, the action's
-        counted = not tools and bool(_COUNTED_JETS.search(text) and find_terms(text).get("class")
-                                     and not _OF_A_SAMPLE.search(text))
+        # (a piece of its own: at the start or after a sentence's end or a colon, not "000 W jets" of "10,000")
+        own_piece = start == 0 or bool(re.search(r"[.:;!?]\s*$", request[:start]))
+        counted = not tools and own_piece and bool(_COUNTED_JETS.search(text) and find_terms(text).get("class")
+                                                   and not _OF_A_SAMPLE.search(text))
         if counted:
             tools = ("generate_dataset",)  # "we need a QCD-only reference: 5000 QCD jets ..., seed 9100"
         pointed_back = "search_text" in tools and bool(_LOOK_LIKE.search(text) and _IT_THE_JET.search(text)

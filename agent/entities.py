@@ -356,7 +356,7 @@ def search_description(ent: Entities) -> str:
         return quoted[0].strip()
     for name in (*ent.datasets, *ent.models, *ent.indexes, *ent.paths):
         pattern = rf"(?:\b(?:in|from|of|within|among|inside|over|on|using|with)\s+(?:the\s+)?" \
-                  rf"(?:(?:dataset|sample|model|index)\s+)?)?{re.escape(name)}(?![\w.-])"
+                  rf"(?:(?:dataset|sample|model|index)\s+)?)?{re.escape(name)}(?![\w-]|\.\w)"
         text = re.sub(pattern, " ", text, flags=re.I)
     text = re.sub(r"\b(?:in|from|of|among|within)\s+(?:it|them|that|this|those)\b", " ", text, flags=re.I)
     text = re.sub(r"\s+", " ", text).lstrip(" ,;:")  # "In run3_mix, find ...": the place is gone
@@ -364,7 +364,16 @@ def search_description(ent: Entities) -> str:
     text = _COUNT.sub("", text, count=1)
     text = re.sub(r"\s+", " ", text).strip(" ,.;:!?")
     text = re.sub(r"\s*,?\s*(?:please|pls|thanks)$", "", text, flags=re.I)
+    if ent.action_text and ent.action_text != ent.request and _NOTHING_DESCRIBED.fullmatch(text):
+        # "... three prongs, mass between 160 and 190 GeV. Show me the 25 best ones in X": what to find
+        # was said before the action's own words
+        return search_description(replace(ent, action_text=""))
     return text if len(text.split()) >= 2 else ""
+
+
+# An action that describes nothing of its own: "the 25 best ones", "the top ten", "them".
+_NOTHING_DESCRIBED = re.compile(r"(?:the\s+)?(?:\d+\s+|\w+\s+)?(?:best|top|closest|most likely|strongest)?\s*"
+                                r"(?:ones?|jets?|matches|candidates|hits|them)?", re.I)
 
 
 def _format(value: float) -> str:

@@ -933,3 +933,18 @@ def test_a_model_named_by_a_word_of_its_name_and_a_mass_named_after_its_range():
     assert [n.role for n in typed_numbers("only W jets between 65 and 95 GeV in soft-drop mass")] == [
         "mass_min", "mass_max"]
     assert asks_for_what_no_tool_does(extract("could you book room 40-R-010 for our jet meeting?", C1))
+
+
+def test_review_after_scoring_every_suite_at_579a248():
+    """A count written with a thousands comma is no piece of its own ("10,000 boosted W jets" is one
+    generation, not two); a search whose own words describe nothing ("Show me the 25 best ones in X")
+    searches for what the sentences before it describe."""
+    from jetfm.agent.clauses import action_clauses
+    from jetfm.agent.entities import search_description
+
+    assert [c.tools for c in action_clauses("Simulate 12,000 boosted Z jets above 1 TeV, call it z12k")] == [
+        ("generate_dataset",)]
+    text = "I am after two-prong jets with mass near 90 GeV. Show me the 30 best ones in ttbar_hi."
+    ent = extract(text, C1)
+    query = search_description(ent.within(ent.clauses[-1]))
+    assert "two-prong" in query and "90 GeV" in query
