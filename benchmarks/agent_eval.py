@@ -16,9 +16,9 @@ tests/data/agent_requests_blind6.jsonl (60 more, first run at 44937d1) and
 tests/data/agent_requests_blind7.jsonl (60 more, first run at 5a11b38) and
 tests/data/agent_requests_blind8.jsonl (56 more, first run at 8a9b64c) and
 tests/data/agent_requests_blind9.jsonl (60 more, first run at b4b42f2) and
-tests/data/agent_requests_blind10.jsonl (60 more, first run at 89e3f76) and
+tests/data/agent_requests_blind10.jsonl (58 more, first run at 89e3f76) and
 tests/data/agent_requests_blind11.jsonl (60 more, first run at 3f53f27) and
-tests/data/agent_requests_blind12.jsonl (60 more, first run at b9b5cdd) and
+tests/data/agent_requests_blind12.jsonl (59 more, first run at b9b5cdd) and
 tests/data/agent_requests_blind13.jsonl (59 more, first run at 00d3261) and
 tests/data/agent_requests_blind14.jsonl (60 more, first run at 579a248). Per suite: tool-choice and
 argument accuracy, multi-step plans, correct refusals (chit-chat, out-of-scope and unsafe requests),

@@ -58,9 +58,9 @@ MINIMUMS = {
     # blind8: four requests that repeated earlier suites word for word were dropped after its first run
     "agent_requests_blind8": {"single": 25, "multi": 10, "multi_turn": 8, "clarify": 5, "none": 5, "adversarial": 3},
     "agent_requests_blind9": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
-    "agent_requests_blind10": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
+    "agent_requests_blind10": {"single": 25, "multi": 10, "multi_turn": 8, "clarify": 5, "none": 5, "adversarial": 5},
     "agent_requests_blind11": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
-    "agent_requests_blind12": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
+    "agent_requests_blind12": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 5, "none": 5, "adversarial": 5},
     "agent_requests_blind13": {"single": 26, "multi": 10, "multi_turn": 7, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind14": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
 }
@@ -69,8 +69,8 @@ SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_reque
                 "agent_requests_blind3": 60, "agent_requests_blind4": 60, "agent_requests_blind5": 60,
                 "agent_requests_blind6": 60, "agent_requests_blind7": 60,
                 "agent_requests_blind8": 56, "agent_requests_blind9": 60,
-                "agent_requests_blind10": 60, "agent_requests_blind11": 60,
-                "agent_requests_blind12": 60, "agent_requests_blind13": 59,
+                "agent_requests_blind10": 58, "agent_requests_blind11": 60,
+                "agent_requests_blind12": 59, "agent_requests_blind13": 59,
                 "agent_requests_blind14": 60}
 SIZES = {"tiny", "small", "base"}
 
