@@ -396,6 +396,8 @@ def action_clauses(request: str) -> list[Clause]:
             clauses.pop()  # the purpose is said again by the action: one clause, the action's
         # (a piece of its own: at the start or after a sentence's end or a colon, not "000 W jets" of "10,000")
         own_piece = start == 0 or bool(re.search(r"[.:;!?]\s*$", request[:start]))
+        # ("Could you produce a fresh ttbar-like sample? 20000 top jets plus QCD ...": the same generation)
+        own_piece = own_piece and not (clauses and "generate_dataset" in clauses[-1].tools)
         counted = not tools and own_piece and bool(_COUNTED_JETS.search(text) and find_terms(text).get("class")
                                                    and not _OF_A_SAMPLE.search(text))
         if counted:

@@ -948,3 +948,10 @@ def test_review_after_scoring_every_suite_at_579a248():
     ent = extract(text, C1)
     query = search_description(ent.within(ent.clauses[-1]))
     assert "two-prong" in query and "90 GeV" in query
+
+
+def test_jets_counted_after_a_generation_are_that_generation():
+    from jetfm.agent.clauses import action_clauses
+
+    text = "Can you make a fresh W sample? 8000 W jets plus QCD background, seed 3"
+    assert [c.tools for c in action_clauses(text)] == [("generate_dataset",)]
