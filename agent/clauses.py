@@ -134,8 +134,9 @@ _IT_IS = re.compile(r"\W*(?:it|that|this)(?:'s|\s+is|\s+was)\s+(?:just\s+)?(?:th
 # A run named by what it is, in a question about it: "is the contrastive base pretraining finished?"
 _STILL_RUNNING = re.compile(r"\b(?:is|are|has)\s+(?:the|my|that|our|this)\s+[\w\s-]{0,50}?\b(?:finished|done|complete"
                             r"|completed|still running|over)\b|\bhow many of (?:its|the) [\w\s]{0,20}steps\b", re.I)
-# "how does that linear probe hold up on X?": the probe is the thing evaluated, not a run asked for
-_THE_PROBE = re.compile(r"\b(?:that|the|this|my|our)\s+(?:linear\s+|mlp\s+)?(?:probe|tagger|classifier)\b", re.I)
+# A classifier named by what it is ("the tagger", "that linear probe"): in "how does that linear probe
+# hold up on X?" the thing evaluated, not a run asked for (and see router._models)
+THE_CLASSIFIER = re.compile(r"\b(?:the|my|our|that|this)\s+(?:\w+\s+)?(?:probe|tagger|classifier)\b", re.I)
 # "jets the QCD simulation can't account for", "which jets does M find hardest to reconstruct?": anomalies
 _UNEXPLAINED = re.compile(r"\bcan(?:'t|not|\b[^.?!]{0,40}?\bnot)\s+(?:account for|explain|describe)\b"
                           r"|\bhardest to reconstruct\b"
@@ -229,7 +230,7 @@ def proposed_tools(text: str) -> tuple[str, ...]:
     tools = [t for t in tools if t not in ("pretrain", "finetune") or t in plain]
     if _HOW_GOOD.search(text) and "evaluate" not in tools:
         tools.append("evaluate")
-    if _HOW_GOOD.search(text) and _THE_PROBE.search(text):
+    if _HOW_GOOD.search(text) and THE_CLASSIFIER.search(text):
         tools = [t for t in tools if t != "finetune"]  # "how does that linear probe hold up on X?"
     if _STILL_RUNNING.search(text):
         tools = ["job_status"]  # "is the contrastive base pretraining from this morning finished?"

@@ -269,9 +269,10 @@ _DOMAIN = re.compile(r"\b(?:jets?|particles?|constituents?|datasets?|samples?|mo
 
 # A question about the field's knowledge, not the workspace: "what AUC do published top taggers reach?"
 # What the field knows, whatever the request names: "what AUC do published top taggers reach?"
-_FIELD_KNOWS = re.compile(r"\b(?:published|literature|arxiv|state[- ]of[- ]the[- ]art|in the field)\b", re.I)
-_LITERATURE = re.compile(r"\b(?:published|literature|papers?|arxiv|state[- ]of[- ]the[- ]art|in the field"
-                         r"|textbooks?|the experiments? (?:use|report))\b", re.I)
+_FIELD_WORDS = r"published|literature|arxiv|state[- ]of[- ]the[- ]art|in the field"
+_FIELD_KNOWS = re.compile(rf"\b(?:{_FIELD_WORDS})\b", re.I)
+# ... and words that may also only say why an action is wanted ("for the paper, make 5k top jets")
+_LITERATURE = re.compile(rf"\b(?:{_FIELD_WORDS}|papers?|textbooks?|the experiments? (?:use|report))\b", re.I)
 
 
 # A question that asks for an explanation ("why does the top mass peak at 173 GeV?") or a verb no tool

@@ -40,7 +40,7 @@ from jetfm.agent.callformat import (
     tool_fields,
     value_segments,
 )
-from jetfm.agent.clauses import Clause, tools_of
+from jetfm.agent.clauses import THE_CLASSIFIER, Clause, tools_of
 from jetfm.agent.context import NeedsAnswer
 from jetfm.agent.entities import (
     Entities,
@@ -154,8 +154,6 @@ def current_clause(ent: Entities, done: list[dict[str, Any]]) -> Clause | None:
 # Everything in the workspace, whatever kinds are named beside it.
 _EVERYTHING = re.compile(r"\b(?:whatever (?:is|'s) there|whatever i have|everything|all of it|anything at all"
                          r"|all (?:my|the) (?:stuff|things|artifacts))\b", re.I)
-# A classifier named by what it is: "the tagger", "my classifier".
-_THE_TAGGER = re.compile(r"\b(?:the|my|our|that|this)\s+(?:\w+\s+)?(?:tagger|classifier)\b", re.I)
 # "then scan X for anomalies against it": what the plan made is the reference
 _AGAINST_IT = re.compile(r"\b(?:against|versus|vs\.?|relative to|compared (?:to|with))\s+(?:it|them|that|this|those)\b",
                          re.I)
@@ -842,7 +840,7 @@ def _models(
         found = _unique([*found, *[s for s in ent.sizes if "scratch" in ent.terms.get("mode", [])]])
     if not found and (ent.anaphora or f.required):  # "evaluate it on run2"
         found = _previous(context, "model", ent.repeat)
-    if not found and tool == "evaluate" and _THE_TAGGER.search(ent.action_text or ent.request):
+    if not found and tool == "evaluate" and THE_CLASSIFIER.search(ent.action_text or ent.request):
         trained = [m for m in context.models if m != "jetfm-default"]
         found = trained if len(trained) == 1 else []  # "does the tagger still hold up on X?": the only one
     if f.required and not found:
