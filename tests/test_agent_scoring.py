@@ -43,6 +43,7 @@ SUITES = {
     "agent_requests_blind12": DATA / "agent_requests_blind12.jsonl",  # half goals; first run at b9b5cdd
     "agent_requests_blind13": DATA / "agent_requests_blind13.jsonl",  # a group's week; first run at 00d3261
     "agent_requests_blind14": DATA / "agent_requests_blind14.jsonl",  # notebook tickets; first run at 579a248
+    "agent_requests_blind15": DATA / "agent_requests_blind15.jsonl",  # dictated and shorthand; first run at 14d82d1
 }
 MINIMUMS = {
     "agent_requests": {"single": 85, "multi": 20, "multi_turn": 5, "none": 12, "adversarial": 10},
@@ -63,6 +64,8 @@ MINIMUMS = {
     "agent_requests_blind12": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 5, "none": 5, "adversarial": 5},
     "agent_requests_blind13": {"single": 26, "multi": 10, "multi_turn": 7, "clarify": 6, "none": 5, "adversarial": 5},
     "agent_requests_blind14": {"single": 26, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
+    # blind15: one request near-verbatim in the router's training data was dropped before its first run
+    "agent_requests_blind15": {"single": 25, "multi": 10, "multi_turn": 8, "clarify": 6, "none": 5, "adversarial": 5},
 }
 SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_requests_fresh": 48,
                 "agent_requests_blind": 60, "agent_requests_blind2": 60,
@@ -71,7 +74,7 @@ SIZE_MINIMUM = {"agent_requests": 130, "agent_requests_unseen": 80, "agent_reque
                 "agent_requests_blind8": 56, "agent_requests_blind9": 60,
                 "agent_requests_blind10": 58, "agent_requests_blind11": 60,
                 "agent_requests_blind12": 59, "agent_requests_blind13": 59,
-                "agent_requests_blind14": 60}
+                "agent_requests_blind14": 60, "agent_requests_blind15": 59}
 SIZES = {"tiny", "small", "base"}
 
 
@@ -367,7 +370,7 @@ def test_suite_covers_every_tool_and_category(suite):
              "agent_requests_blind4", "agent_requests_blind5", "agent_requests_blind6", "agent_requests_blind7",
              "agent_requests_blind8", "agent_requests_blind9", "agent_requests_blind10",
              "agent_requests_blind11", "agent_requests_blind12", "agent_requests_blind13",
-             "agent_requests_blind14")
+             "agent_requests_blind14", "agent_requests_blind15")
     per_tool = 1 if suite in small else 2  # small suites: each tool once
     for name in TOOLS:
         assert tools[name] >= per_tool, f"tool {name} appears {tools[name]} times"
