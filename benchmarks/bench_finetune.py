@@ -122,6 +122,9 @@ def parse_args() -> argparse.Namespace:
                         help="train nothing: merge the runs of earlier result files (e.g. methods run in "
                              "parallel processes on the same data) into --out, with one table and plot")
     parser.add_argument("--pretrained", type=Path, help="pretrained model folder (full, mlp_probe, linear_probe)")
+    parser.add_argument("--tag", default="",
+                        help="a name for --pretrained in the pretrained methods' labels and run folders "
+                             "(e.g. no-hcc: full[no-hcc]), so that runs of two backbones share a table via --combine")
     parser.add_argument("--size", default="tiny", choices=list_models(), help="network size without --pretrained")
     parser.add_argument("--encoder", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="EncoderConfig fields changed for scratch (e.g. block_norms=true init=xavier)")
@@ -260,6 +263,8 @@ def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dic
         if args.trim and method != "weaver_part":
             config.trim = True
         variant = "".join(f"-{o}" for o in args.encoder) if method == "scratch" else ""
+        if method in PRETRAINED_METHODS and args.tag:
+            variant = f"-{args.tag}"  # another backbone's runs must not be resumed as this one's
         run_dir = args.work / "runs" / f"{method}{variant}-{len(fit)}-{seed}"
         if args.fresh:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -268,6 +273,15 @@ def run_one(method: str, fit: LabelSubset, val: LabelSubset, seed: int, ctx: dic
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     probs = None if args.train_only else model.predict_proba(ctx["test_subset"])
     return {"probs": probs, "seconds": seconds, "trained": trained, **chosen}
+
+
+def method_label(method: str, args: argparse.Namespace) -> str:
+    """The name a method's rows carry: its encoder overrides (scratch) or the backbone's tag."""
+    if method == "scratch" and args.encoder:
+        return f"{method}[{','.join(args.encoder)}]"
+    if method in PRETRAINED_METHODS and args.tag:
+        return f"{method}[{args.tag}]"
+    return method
 
 
 def summary_row(method: str, n_labels: int, seed: int, run: dict[str, Any], targets: np.ndarray,
@@ -466,7 +480,7 @@ def main() -> None:
                     print(f"{n_labels} labels, seed {seed}, {method}: trained, best step {run['best_step']} "
                           f"(validation AUC {run['val_auc']:.4f}) in {run['seconds']:.0f} s", flush=True)
                     continue
-                label = f"{method}[{','.join(args.encoder)}]" if method == "scratch" and args.encoder else method
+                label = method_label(method, args)
                 rows.append(summary_row(label, n_labels, seed, run, test_targets, classes))
                 r = rows[-1]
                 print(
