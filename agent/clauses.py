@@ -18,7 +18,8 @@ numbers and back-references ("it", "them") of a call are read in its own action'
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from jetfm.agent.lexicon import find_terms
@@ -55,7 +56,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
                      "strange jets", "strange-looking", "anything odd", "out of place", "can't account for",
                      "cannot account for", "can't explain", "cannot explain", "hardest to reconstruct"),
     "zero_shot_classify": ("zero-shot", "zero shot", "classify", "label them"),
-    "cancel_job": ("cancel", "kill", "abort", "stop the job", "stop job", "terminate", "stop that", "stop this",
+    "cancel_job": ("cancel", "kill", "abort", "scrap", "ditch", "call off", "stop the job", "stop job", "terminate",
+                   "stop that", "stop this",
                    "stop the run", "stop the training", "stop the pretrain", "stop my", "stop it", "halt"),
     "job_status": ("status", "progress", "check job", "check on", "how is job", "how far", "getting on",
                    "coming along", "how's it going", "how is it going", "finished yet", "through yet", "over yet",
@@ -90,6 +92,7 @@ _LEAD_IN = re.compile(r"^(?:[^:\n]*:\s+)?(?:first(?:ly)?|to start|to begin)?[\s,
 # An action named by what it makes, after "and": "the summary table for X and a tau32 histogram as well".
 _PRODUCT = re.compile(r"(?:also\s+)?(?:a|an|the|some)\s+(?:[^\s,;.]+\s+){0,2}?(?:histogram|plot|summary|overview)s?\b",
                       re.I)
+_BARE_PRODUCT = re.compile(r"(?:[^\s,;.]+\s+){1,3}?(?:histogram|plot|distribution)s?\b", re.I)
 # A value taken back: "sorry, make that seed 8", "I mean 3e-4".
 _CORRECTING = re.compile(r"(?:(?:sorry|oops|no|wait|actually)[\s,]+)*(?:make (?:that|it)|i mean|i meant|or rather"
                          r"|scratch that|correction)\b", re.I)
@@ -115,8 +118,9 @@ _MAKE = re.compile(r"\bmake\b", re.I)
 # An option ruled out: "a flat index is out of the question", "brute force is not an option".
 _RULED_OUT = re.compile(r"\b(?:is|are)\s+(?:out of the question|not an option|off the table|not wanted)\b", re.I)
 # What the user says they do themselves: "I'll make the plots myself", "we can embed it ourselves".
-_DONE_MYSELF = re.compile(r"\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall|'m going to|\s+am going to"
-                          r"|'re going to|\s+are going to)\b[^.;!?]*\b(?:myself|ourselves)\b", re.I)
+_DONE_MYSELF = re.compile(r"(?:\b(?:i|we)(?:'ll|'d|\s+will|\s+would|\s+can|\s+shall|'m going to|\s+am going to"
+                          r"|'re going to|\s+are going to)|(?:^|[,;:]\s*)(?:will|gonna|going to|can)\s)\b[^.;!?]*"
+                          r"\b(?:myself|ourselves)\b", re.I)  # a hurried note drops the "I": ", will resubmit myself"
 # A sentence that tells what happened, with no ask in it: "It got a weird score in my notebook.",
 # "The scan flagged it yesterday." (no comma: "it was made with seed 5, now plot it" asks)
 _NARRATIVE = re.compile(r"\W*(?:(?:it\s+)?(?:looks|seems)(?:\s+like)?\s+|apparently\s+|i think\s+)?"
@@ -347,7 +351,11 @@ def _pieces(request: str) -> list[tuple[int, int]]:
         # "... a 3000-jet H->bb sample called hbb3k and a QCD sample called qcd3k": two things made
         lead = _ASKING.match(request, m.end())  # "... and give me a summary of it"
         starts = _action_word(request, lead.end() if lead else m.end(), anchored=True)
-        if starts or _PRODUCT.match(request, m.end()) or (
+        # "describe X and n_constituents histogram" (not "plot mass and pt histograms": one action)
+        bare = _BARE_PRODUCT.match(request, m.end())
+        bare = bare and "observable" in find_terms(bare.group(0)) \
+            and "plot_observable" not in tools_of(_since_cut(request, cuts, m.start()))
+        if starts or _PRODUCT.match(request, m.end()) or bare or (
                 _NAMED.search(_since_cut(request, cuts, m.start())) and _NAMED.search(_to_cut(request, cuts, m.end()))):
             cuts.append((m.start(), m.end()))
     spans, pos = [], 0
@@ -368,8 +376,41 @@ def _to_cut(request: str, cuts: list[tuple[int, int]], pos: int) -> str:
     return request[pos : min([a for a, b in cuts if a >= pos], default=len(request))]
 
 
-def action_clauses(request: str) -> list[Clause]:
-    """The request's actions in order (see the module docstring); [] when it names none."""
+def action_clauses(request: str, names: Iterable[str] = ()) -> list[Clause]:
+    """The request's actions in order (see the module docstring); [] when it names none. A workspace
+    name among ``names`` that holds an action word ("zh-bb-scan") is read as a name, not an action."""
+    masks = _masks(request, names)
+    if masks:
+        return [replace(c, text=_unmask(c.text, masks)) for c in _action_clauses(without_names(request, masks))]
+    return _action_clauses(request)
+
+
+def without_names(request: str, names: Iterable[str] | dict[str, str]) -> str:
+    """``request`` with each of ``names`` that holds an action word replaced by a stand-in of its
+    length: what ``tools_of`` reads to find the actions a request names."""
+    masks = names if isinstance(names, dict) else _masks(request, names)
+    for name, mask in masks.items():
+        request = request.replace(name, mask)
+    return request
+
+
+def _masks(request: str, names: Iterable[str]) -> dict[str, str]:
+    """A stand-in of the same length for each name in ``request`` that holds an action word."""
+    out: dict[str, str] = {}
+    for name in sorted(set(names), key=len, reverse=True):
+        stand_in = f"n{len(out)}_".ljust(len(name), "_")
+        if name in request and tools_of(name) and len(stand_in) == len(name):
+            out[name] = stand_in
+    return out
+
+
+def _unmask(text: str, masks: dict[str, str]) -> str:
+    for name, mask in masks.items():
+        text = text.replace(mask, name)
+    return text
+
+
+def _action_clauses(request: str) -> list[Clause]:
     clauses: list[Clause] = []
     for start, end in _pieces(request):
         text = request[start:end].strip()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from jetfm.agent.clauses import ACTION_WORDS, Clause, action_clauses
+from jetfm.agent.clauses import ACTION_WORDS, Clause, action_clauses, tools_of, without_names
 from jetfm.agent.context import PlanContext
 from jetfm.agent.lexicon import DEFAULT_MODEL, find_terms, mentions_default_model, name_classes
 from jetfm.agent.numbers import Number, typed_numbers
@@ -59,7 +59,8 @@ _BY_CLASS = re.compile(
 )
 SIZES = ("tiny", "small", "base")
 # "repeat that", "do the same for run2", "again": the previous action once more, not its output
-REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it)|the same|^\W*same (?:for|with|on)"
+REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it)|the (?:exact |very )?same"
+                    r"|^\W*same (?:for|with|on)"
                     r"|likewise)\b", re.IGNORECASE)
 
 
@@ -67,6 +68,7 @@ REPEAT = re.compile(r"\b(?:repeat|redo|re-?run|again|(?:do|same) (?:that|this|it
 class Entities:
     request: str = ""
     action_text: str = ""  # the words of the action being planned (`within`); "" for the whole request
+    plain: str = ""  # the request with workspace names that hold an action word masked ("zh-bb-scan")
     terms: dict[str, list[object]] = field(default_factory=dict)  # vocabulary -> canonical values (lexicon)
     numbers: list[Number] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)  # known names the request says, by role
@@ -194,6 +196,7 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         # "I copied delphes_tt.h5 into the workspace under incoming/": the file in that folder
         ent.paths = [folder.group(1) + files[0], *(p for p in ent.paths if p not in (files[0], folder.group(1)))]
         text = text.replace(folder.group(1), " ")
+    known_names = [*context.indexes, *context.models, *context.datasets]
     known = {
         **{_fold(n): ("indexes", n) for n in context.indexes},
         **{_fold(n): ("models", n) for n in context.models},
@@ -210,7 +213,9 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
         elif word in named_new:
             ent.new_names.append(word)
         else:
+            setting = re.match(r"\s*=", text[text.find(token) + len(token):])  # "n_labels=500": a key
             if (re.search(r"[\d_]", word) and not re.fullmatch(r"[\d.,eE+\-]+[kKmM]?|tau_?\d+|\d+q", word)
+                    and not setting
                     and not find_terms(word) and word.lower() not in ACTION_WORDS):  # "no plot_observable": a tool
                 ent.words.append(word)  # looks like a name (digits or _ inside): maybe one nobody registered
             continue
@@ -218,7 +223,13 @@ def extract(request: str, context: PlanContext | None = None) -> Entities:
     for kind in ("datasets", "models", "indexes", "new_names", "words"):
         setattr(ent, kind, _unique(getattr(ent, kind)))
     ent.references = [d for d in ent.datasets if _as_reference(d, text)]
-    ent.clauses = action_clauses(request)
+    ent.clauses = action_clauses(request, known_names)
+    ent.plain = without_names(request, known_names)
+    lead = request[: ent.clauses[0].start] if ent.clauses else ""
+    if context.previous and REPEAT.search(lead) and not tools_of(lead):
+        # "same for hcc-tight, plus a tau21 histogram": the previous turn's action again, then the new one
+        again = tuple(dict.fromkeys(c["tool"] for c in context.previous if c.get("tool")))
+        ent.clauses = [Clause(0, len(lead), lead.strip(" ,;"), again), *ent.clauses]
     ent.terms = find_terms(masked)
     if len(ent.clauses) <= 1:  # a request of several actions reads "this time" in each one (within)
         ent.terms = _this_time(masked, ent.terms)
@@ -282,7 +293,9 @@ _EXPLAIN = re.compile(r"^\W*(?:(?:in (?:a|one) (?:sentence|line|word|nutshell)(?
                       r"|conceptually|in principle|physics-wise)\W+)?"
                       r"(?:why|how come|what is the reason|what's the reason|explain(?: to me)? why|"
                       r"can you explain|could you explain|what causes"
-                      r"|what(?:'s| is| are) the (?:difference|differences|point|idea|intuition)"
+                      # ("whats actually the physical difference between ...": dictated, an adverb, an adjective)
+                      r"|what(?:'s|s| is| are)(?: actually| really| exactly)? the (?:\w+ )?(?:difference|differences"
+                      r"|point|idea|intuition)"
                       r"|how (?:does|do|is|are|would|should|can) [^.?!]{0,80}?\b(?:differ|work|compare|relate|help)"
                       r"|in what way|what (?:does|do) [^.?!]{0,60}?\b(?:actually |really )?(?:measure|mean|capture"
                       r"|quantify|tell (?:us|me)))\b"

@@ -68,7 +68,9 @@ SIZE_WORDS: dict[str, tuple[str, ...]] = {
     "base": ("base", "base size", "base sized"),
 }
 INDEX_KIND_WORDS: dict[str, tuple[str, ...]] = {
-    "flat": ("flat", "exact", "brute force", "bruteforce", "exhaustive", "flat index"),
+    # ("exact" alone is no kind: "do the exact same thing")
+    "flat": ("flat", "exact search", "exact index", "exact nearest", "exact knn", "brute force", "bruteforce",
+             "exhaustive", "flat index"),
     "hnsw": ("hnsw", "small world", "graph based", "hnsw graph"),
     # "ivf flat index" outranks "flat index" (longest phrase first)
     "ivfflat": ("ivfflat", "ivf flat", "ivf flat index", "ivfflat index", "inverted file flat"),

@@ -29,17 +29,19 @@ _SUFFIX = {"k": 1000, "m": 1_000_000}
 # A number not glued to a word before it (tau21, τ32, run2, wz-6k are names, not numbers); "600-700" is
 # a range of two numbers.
 _NUMBER = re.compile(
-    r"(?<![\w.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s?([kKmM](?![a-zA-Z])|TeV|tev|GeV|gev))?"
+    r"(?<![\w.])(?<![A-Za-z_]-)(\d+(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s?([kKmM](?![a-zA-Z=])|TeV|tev|GeV|gev))?"
     r"(?:st|nd|rd|th)?(?![\dA-Za-z_]|-(?!jets?\b)[A-Za-z])"
 )
 _NOT_QUANTITIES = re.compile(r"job-\d{8}-\d{6}-[0-9a-f]{6}|\bcuda:\d+")
 _WORD = r"(?:" + "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True)) + r")"
 # "two thousand five hundred", "twenty-five hundred", "one thousand and fifty"; "three-prong" is no number.
 _AND = r"(?:(?<=hundred)|(?<=thousand)|(?<=million))\s+and\s+"  # "one thousand and fifty", not "ten and twenty"
-_WORDS = re.compile(rf"\b({_WORD}(?:(?:{_AND}|\s+|-){_WORD})*)\b(?!-(?!jets?\b))", re.IGNORECASE)
+# A number said in words, as a pattern others may embed ("two thousand five hundred").
+NUMBER_PHRASE = rf"{_WORD}(?:(?:{_AND}|\s+|-){_WORD})*"
+_WORDS = re.compile(rf"\b({NUMBER_PHRASE})\b(?!-(?!jets?\b))", re.IGNORECASE)
 
 
-def _word_value(words: list[str]) -> float | None:
+def word_value(words: list[str]) -> float | None:
     """The value of number words ("two thousand five hundred" -> 2500); None where they are not one."""
     total, current, seen = 0, 0, False
     for w in words:
@@ -69,7 +71,8 @@ _HALF_OR_COUPLE = re.compile(r"\b(half an?|a half|(?:a\s+)?couple(?:\s+of)?)\s+(
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per\s?cent\b)\s*of\b", re.IGNORECASE)
 
 
-def _mentions(text: str) -> list[Number]:
+def mentions(text: str) -> list[Number]:
+    """Every number ``text`` states, in order, with where it stands (no role yet)."""
     # a job id's or a device's digits are not quantities
     text = _NOT_QUANTITIES.sub(lambda m: " " * len(m.group(0)), text)
     found: list[Number] = []
@@ -106,7 +109,7 @@ def _mentions(text: str) -> list[Number]:
             continue
         if words[0] == "a" and len(words) > 1 and words[1] not in _SCALES:
             words = words[1:]  # "a five" is not 6
-        value = _word_value(words)
+        value = word_value(words)
         if value is not None and (len(words) > 1 or words[0] in _ALONE):
             found.append(Number(value, m.start(), m.end()))
     return sorted(found, key=lambda n: n.start)
@@ -115,7 +118,7 @@ def _mentions(text: str) -> list[Number]:
 def numbers_in(text: str) -> list[float]:
     """The numbers in ``text``, in order of appearance (duplicates kept once)."""
     out: list[float] = []
-    for n in _mentions(text):
+    for n in mentions(text):
         if n.value not in out:
             out.append(n.value)
     return out
@@ -199,16 +202,16 @@ def typed_numbers(text: str, names_class: Callable[[str], bool] | None = None, n
     counts add their total ("5k top and 5k QCD": 10000). A count "of each" of the ``n_classes``
     classes the request names adds its total too ("2500 of each", "1000 jets per class")."""
     low = text.lower()
-    mentions = _mentions(text)
+    found = mentions(text)
     out: list[Number] = []
     per_class: list[Number] = []
     in_gev = [any(u in low[n.start : n.end] for u in ("gev", "tev")) or bool(_GEV_AFTER.match(low[n.end :]))
-              for n in mentions]
-    for i, n in enumerate(mentions):
+              for n in found]
+    for i, n in enumerate(found):
         before, after = low[max(0, n.start - 40) : n.start], low[n.end : n.end + 40]
         role = ""
-        prev = mentions[i - 1] if i else None
-        nxt = mentions[i + 1] if i + 1 < len(mentions) else None
+        prev = found[i - 1] if i else None
+        nxt = found[i + 1] if i + 1 < len(found) else None
         joined_prev = prev is not None and bool(_RANGE_JOIN.match(low[prev.end : n.start]))
         joined_next = nxt is not None and bool(_RANGE_JOIN.match(low[n.end : nxt.start]))
         gev = in_gev[i] or (joined_next and in_gev[i + 1]) or (joined_prev and in_gev[i - 1])

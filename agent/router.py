@@ -54,6 +54,7 @@ from jetfm.agent.guard import RequestRefused, refusal_reason
 from jetfm.agent.lexicon import find_terms, vocabulary_of
 from jetfm.agent.llm import LoadedLM
 from jetfm.agent.spelling import correct_spelling
+from jetfm.agent.spoken import written_form
 from jetfm.errors import UsageError
 from jetfm.tools.registry import TOOLS
 
@@ -385,6 +386,13 @@ def question_for(tool: str, f: FieldSpec, context: PlanContext, choices: list[st
     return f"What should {f.name} be for {tool}?"
 
 
+def readable(request: str, context: PlanContext) -> str:
+    """The request as the router reads it: dictated and shorthand forms written out (spoken.py),
+    then typos corrected (spelling.py); the workspace's names stay as they are named."""
+    names = [*context.datasets, *context.models, *context.indexes]
+    return correct_spelling(written_form(request, names), names)
+
+
 class Router:
     """Plans tool calls for a request with a (LoRA-tuned) causal LM."""
 
@@ -414,7 +422,7 @@ class Router:
         if reason is not None:
             return Plan(refusal=reason)
         context = context or PlanContext()
-        request = correct_spelling(request, [*context.datasets, *context.models, *context.indexes])
+        request = readable(request, context)
         ent = extract(request, context)
         dec = _Decoder(self.lm, prompt_text(request, context, ent))
         plan = Plan()
@@ -440,7 +448,7 @@ class Router:
         if reason is not None:
             raise RequestRefused(reason)
         context = context or PlanContext()
-        request = correct_spelling(request, [*context.datasets, *context.models, *context.indexes])
+        request = readable(request, context)
         ent = extract(request, context)
         dec = _Decoder(self.lm, prompt_text(request, context, ent))
         made: dict[str, list[str]] = {"dataset": [], "model": [], "index": []}
@@ -487,7 +495,7 @@ class Router:
             goal = ent.clauses[0].goal
             head = STEP_PRIOR if set(ent.clauses[0].tools) <= set(JOB_TOOLS) or goal else CLAUSE_PRIOR
             prior = [head if n in ent.clauses[0].tools else 0.0 for n in names]
-        elif done and len(ent.clauses) <= 1 and (set(tools_of(ent.request)) <= {c["tool"] for c in done} or (
+        elif done and len(ent.clauses) <= 1 and (set(tools_of(ent.plain)) <= {c["tool"] for c in done} or (
                 ent.clauses and ent.clauses[0].goal
                 and set(ent.clauses[0].tools) & {c["tool"] for c in done})):
             # one action, and every tool its words name has had its call ("the per-class summary stats
@@ -505,7 +513,7 @@ class Router:
             # "now do the same for Z bosons", "repeat that with 30 neighbours": the previous turn's action
             before = {c.get("tool") for c in context.previous}
             prior = [CLAUSE_PRIOR if n in before else 0.0 for n in names]
-        refused = tools_of(ent.request, negated=True)
+        refused = tools_of(ent.plain, negated=True)
         if refused and not done:
             # "the from-scratch baseline, no pretrained weights at all": a tool named only to say it is
             # not wanted loses the head start an action gets

@@ -451,7 +451,8 @@ def test_conceptual_questions_call_no_tool_even_when_they_name_an_action():
     for text in ("Briefly, how does masked particle modelling differ from contrastive pretraining?",
                  "What's the difference between a linear probe and fine-tuning the whole backbone?",
                  "How do FAISS IVF indexes work?",
-                 "In one sentence: why are top jets three-pronged?"):
+                 "In one sentence: why are top jets three-pronged?",
+                 "whats really the conceptual difference between masked modelling and next-token prediction"):
         assert asks_for_an_explanation(extract(text, C1)) and off_topic(extract(text, C1)), text
     for text in ("how does fm_mpm compare with jetfm-default on hbb_test?",  # names the workspace: a tool's job
                  "fine-tune fm_mpm on hbb_test", "what's in qcd_ref?"):
