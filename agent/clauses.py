@@ -345,7 +345,7 @@ def _named_tools(low: str) -> tuple[str, ...]:
 def _pieces(request: str) -> list[tuple[int, int]]:
     """Spans cut at the separators, and at an "and" whose next word starts an action."""
     cuts = [(m.start(), m.end()) for m in _SEPARATOR.finditer(request)]
-    for m in re.finditer(r"\s+and\s+", request, re.I):
+    for m in re.finditer(r"\s+(?:and|\+)\s+", request, re.I):  # "describe X + mass hist": typed shorthand
         if any(a <= m.start() < b for a, b in cuts):
             continue
         # "... a 3000-jet H->bb sample called hbb3k and a QCD sample called qcd3k": two things made

@@ -12,7 +12,8 @@ what a written request says. ``written_form`` rewrites them before anything else
 - a self-correction keeps only its correction ("five hundred steps no sorry a thousand steps",
   "plot its mass actually no the number of constituents");
 - ``key=value`` settings and the field's shorthand are spelled out (n=5k, sig=hbb, ft, lp, eval,
-  idx, hist, AD, bkg, w/, "->" between steps).
+  idx, hist, AD, bkg, w/, "->" between steps; a spaced "+" is read as "and" where it starts an
+  action, in clauses.py).
 
 Each rule needs a form that written requests do not use, so a written request passes unchanged.
 """
@@ -91,7 +92,6 @@ _WORDS_OUT: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, f), w
 _VERBS = sorted({w.strip() for words in ACTION_WORDS.values() for w in words}, key=len, reverse=True)
 # "a -> b" between steps (spaced, before an action word) is "then"; "t->bqq'" and "H -> bb" are decays
 _STEP_ARROW = re.compile(r"\s+(?:->|→|=>)\s+(?=(?:then\s+)?(?:" + "|".join(map(re.escape, _VERBS)) + r"))", re.I)
-_PLUS = re.compile(r"\s+\+\s+")
 
 
 def spell_out(text: str) -> str:
@@ -102,8 +102,7 @@ def spell_out(text: str) -> str:
     text = _KEY_VALUE.sub(setting, text)
     for pattern, words in _WORDS_OUT:
         text = pattern.sub(words, text)
-    text = _STEP_ARROW.sub(", then ", text)
-    return _PLUS.sub(" and ", text)
+    return _STEP_ARROW.sub(", then ", text)
 
 
 # --- letters and numbers said one by one --------------------------------------------------------------

@@ -44,7 +44,8 @@ def test_like_that_means_like_stays(text):
     ("AD on hww-2l w/o a reference", "anomaly detection on hww-2l without a reference"),
     ("10 NN of entry=44", "10 nearest neighbours of entry 44"),
     ("gen hbb -> describe -> plot msd", "generate hbb, then describe, then plot msd"),
-    ("describe qcd-ref7 + mass hist", "describe qcd-ref7 and mass histogram"),
+    ("describe qcd-ref7 + mass hist", "describe qcd-ref7 + mass histogram"),
+    ("leptonic + hadronic top jets", "leptonic + hadronic top jets"),
     ("cancel that gen job", "cancel that generation job"),
     ("jets with msd ≥ 60 and ~90 GeV mass", "jets with msd at least 60 and around 90 GeV mass"),
 ])
@@ -136,3 +137,19 @@ def test_a_dictated_request_end_to_end():
     said = ("um okay so generate like four thousand no wait six thousand jets half z prime four tev half q c d "
             "with jet p t up to nine fifty gev")
     assert written_form(said, NAMES) == "generate six thousand jets half zprime-4tev half qcd with jet pt up to 950 gev"
+
+
+def test_a_spaced_plus_starts_an_action_only_where_and_would():
+    from jetfm.agent.clauses import action_clauses
+
+    assert [c.tools for c in action_clauses("describe qcd-ref7 + tau32 histogram")] == [
+        ("describe_dataset",), ("plot_observable",)]
+    assert [c.tools for c in action_clauses("make 3k leptonic + hadronic top jets")] == [("generate_dataset",)]
+
+
+def test_a_name_holding_an_action_word_names_no_action():
+    from jetfm.agent.clauses import action_clauses
+
+    clauses = action_clauses("describe wz-scan-b and show jet 4 of it", ["wz-scan-b"])
+    assert [c.tools for c in clauses] == [("describe_dataset",), ("show_jet",)]
+    assert clauses[0].text == "describe wz-scan-b"
